@@ -48,6 +48,8 @@ class SipSettings:
     # host[:port] a bare extension such as "1001" is dialed at; defaults to the registrar domain.
     dial_domain: str = ""
     ctrl_port: int = 4444
+    # DNS server baresip asks ("host:port"); "" = the system's resolvers.
+    dns_server: str = ""
     registrar: RegistrarSettings | None = None
 
     @property
@@ -213,6 +215,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"sip.rtp_ports = {sip.rtp_ports!r}: write a range like \"10000-10099\"")
     if sip.dial_domain and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", sip.dial_domain):
         raise ConfigError(f"sip.dial_domain = {sip.dial_domain!r}: write host or host:port")
+    if sip.dns_server:
+        _host_port("sip.dns_server", sip.dns_server)
     if not 0 < sip.ctrl_port < 65536:
         raise ConfigError(f"sip.ctrl_port = {sip.ctrl_port}: write a TCP port between 1 and 65535")
     if sip.registrar:

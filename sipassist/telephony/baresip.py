@@ -1,0 +1,78 @@
+"""baresip's config and accounts files, generated from settings into the runtime directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import AudioSettings, SipSettings
+
+MODULE_PATH = "/usr/lib/baresip/modules"
+CTRL_HOST = "127.0.0.1"  # ctrl_tcp has no authentication: loopback only
+
+
+def account_line(sip: SipSettings) -> str:
+    """The one UA line: direct SIP (no registration) or registered with digest credentials."""
+    reg = sip.registrar
+    if reg:
+        aor = f"sip:{reg.username or sip.user}@{reg.domain}"
+        params = [f"regint={reg.register_interval}"]
+        if reg.username:
+            params.append(f"auth_user={reg.username}")
+        if reg.password:
+            params.append(f"auth_pass={reg.password}")
+    else:
+        host = sip.interface or (sip.listen_host if sip.listen_host != "0.0.0.0" else "localhost")
+        aor = f"sip:{sip.user}@{host}:{sip.listen_port}"
+        params = ["regint=0"]
+    params.append("answermode=manual")
+    display = f'"{sip.display_name}" ' if sip.display_name else ""
+    return f"{display}<{aor}>;" + ";".join(params)
+
+
+def config_text(sip: SipSettings, audio: AudioSettings, jack_client: str = "baresip") -> str:
+    lines = [
+        f"sip_listen {sip.listen}",
+        f"rtp_ports {sip.rtp_ports}",
+        "audio_source jack,default",
+        "audio_player jack,default",
+        # baresip's jack module only takes float samples; it resamples G.711/G.722 itself.
+        "ausrc_format float",
+        "auplay_format float",
+        f"ausrc_srate {audio.sample_rate}",
+        f"auplay_srate {audio.sample_rate}",
+        "ausrc_channels 1",
+        "auplay_channels 1",
+        # The daemon's bridge connects the per-call ports itself.
+        "jack_connect_ports no",
+        f"jack_client_name {jack_client}",
+        "jitter_buffer_delay 5-10",
+        "audio_buffer 20-160",
+        f"module_path {MODULE_PATH}",
+        "module g711.so",
+        "module g722.so",
+        "module jack.so",
+        "module ctrl_tcp.so",
+        "module_tmp account.so",
+        "module_app menu.so",
+        f"ctrl_tcp_listen {CTRL_HOST}:{sip.ctrl_port}",
+    ]
+    if sip.interface:
+        lines.append(f"net_interface {sip.interface}")
+    if sip.dns_server:
+        lines.append(f"dns_server {sip.dns_server}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(directory: Path, sip: SipSettings, audio: AudioSettings) -> None:
+    """Write config and accounts; accounts may hold a password, so only the owner reads it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config").write_text(config_text(sip, audio))
+    accounts = directory / "accounts"
+    fd = os.open(accounts, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(account_line(sip) + "\n")
+
+
+def argv(directory: Path) -> list[str]:
+    return ["baresip", "-f", str(directory)]

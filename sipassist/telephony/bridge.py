@@ -1,0 +1,219 @@
+"""The JACK bridge: moves 20 ms float blocks between baresip's per-call ports and Python.
+
+baresip opens a JACK client per call and direction (`baresip:output_1` carries what the far end
+says, `baresip-01:input_1` takes what we send). The bridge keeps one JACK client of its own and,
+per call, a pair of ports connected to the call's ports once they appear.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+import jack
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class BridgeError(RuntimeError):
+    """The JACK server or a call's ports are not available."""
+
+
+@dataclass
+class Playback:
+    """One piece of audio queued for a call; `done` is set when it has been played or dropped."""
+
+    samples: np.ndarray
+    position: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    interrupted: bool = False
+
+
+class CallAudio:
+    """Audio of one call: queued playback out, received blocks in."""
+
+    RECEIVE_BACKLOG = 1000  # blocks (20 s at 20 ms); older audio is dropped if nobody reads
+
+    def __init__(self, name: str, inport: jack.OwnPort, outport: jack.OwnPort) -> None:
+        self.name = name
+        self.inport = inport
+        self.outport = outport
+        self.received: queue.Queue[np.ndarray] = queue.Queue(self.RECEIVE_BACKLOG)
+        self._playlist: deque[Playback] = deque()
+        self.remote_ports: tuple[str, str] = ("", "")
+        self.remote_uuids: tuple[int, int] = (0, 0)
+
+    def play(self, samples: np.ndarray) -> Playback:
+        """Queue float32 samples at the bridge rate after whatever is already playing."""
+        item = Playback(np.ascontiguousarray(samples, dtype=np.float32))
+        self._playlist.append(item)
+        return item
+
+    def stop_playback(self) -> None:
+        """Drop everything queued or playing (barge-in, hangup)."""
+        while self._playlist:
+            try:
+                item = self._playlist.popleft()
+            except IndexError:
+                break
+            item.interrupted = True
+            item.done.set()
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._playlist)
+
+    def process(self, frames: int) -> None:
+        """Runs on JACK's process thread: no locks, no allocation beyond one copy in."""
+        block = self.inport.get_array().copy()
+        try:
+            self.received.put_nowait(block)
+        except queue.Full:
+            try:
+                self.received.get_nowait()
+            except queue.Empty:
+                pass
+            self.received.put_nowait(block)
+        out = self.outport.get_array()
+        filled = 0
+        while filled < frames and self._playlist:
+            item = self._playlist[0]
+            take = min(frames - filled, len(item.samples) - item.position)
+            out[filled : filled + take] = item.samples[item.position : item.position + take]
+            item.position += take
+            filled += take
+            if item.position >= len(item.samples):
+                self._playlist.popleft()
+                item.done.set()
+        out[filled:] = 0.0
+
+
+class JackBridge:
+    """One JACK client serving every call."""
+
+    def __init__(self, server: str, sample_rate: int, remote_client: str = "baresip",
+                 client_name: str = "sipassist") -> None:
+        self.server = server
+        self.sample_rate = sample_rate
+        self.remote_client = remote_client
+        self.client_name = client_name
+        self._client: jack.Client | None = None
+        self._calls: tuple[CallAudio, ...] = ()
+        self._claimed: set[int] = set()  # uuids of baresip ports owned by a call, past or present
+        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._shutdown = threading.Event()
+        self._names = itertools.count(1)
+
+    @property
+    def alive(self) -> bool:
+        return self._client is not None and not self._shutdown.is_set()
+
+    def open(self) -> None:
+        try:
+            client = jack.Client(self.client_name, no_start_server=True, servername=self.server)
+        except jack.JackOpenError as exc:
+            raise BridgeError(f"cannot open JACK server {self.server!r}: {exc}") from None
+        if client.samplerate != self.sample_rate:
+            client.close()
+            raise BridgeError(
+                f"JACK server {self.server!r} runs at {client.samplerate} Hz, "
+                f"expected {self.sample_rate} Hz"
+            )
+        self._shutdown.clear()
+        client.set_process_callback(self._process)
+        client.set_port_registration_callback(self._on_port_change, only_available=False)
+        client.set_shutdown_callback(self._on_shutdown)
+        client.activate()
+        client.get_ports()  # lets JACK-Client report unregistrations of ports that exist now
+        self._client = client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        self._calls = ()
+        if client is not None:
+            try:
+                client.deactivate()
+                client.close()
+            except jack.JackError as exc:
+                log.debug("closing JACK client: %s", exc)
+
+    def attach(self, timeout: float = 5.0) -> CallAudio:
+        """Give the newest call's audio, once baresip has registered its ports."""
+        client = self._require_client()
+        with self._lock:
+            name = f"call{next(self._names)}"
+            inport = client.inports.register(f"{name}_in")
+            outport = client.outports.register(f"{name}_out")
+            audio = CallAudio(name, inport, outport)
+            try:
+                remote_out, remote_in = self._wait_for_call_ports(client, timeout)
+                client.connect(remote_out, inport)
+                client.connect(outport, remote_in)
+            except (BridgeError, jack.JackError) as exc:
+                inport.unregister()
+                outport.unregister()
+                raise BridgeError(f"call audio not available: {exc}") from None
+            audio.remote_ports = (remote_out.name, remote_in.name)
+            self._calls = (*self._calls, audio)
+        log.debug("bridge %s <- %s, -> %s", name, remote_out.name, remote_in.name)
+        return audio
+
+    def detach(self, audio: CallAudio) -> None:
+        audio.stop_playback()
+        with self._lock:
+            self._calls = tuple(c for c in self._calls if c is not audio)
+            if self._client is not None and not self._shutdown.is_set():
+                for port in (audio.inport, audio.outport):
+                    try:
+                        port.unregister()
+                    except jack.JackError:
+                        pass
+
+    def _wait_for_call_ports(self, client: jack.Client, timeout: float) -> tuple[jack.Port, jack.Port]:
+        """The first unclaimed baresip output and input ports (a call's two directions)."""
+        prefix = self.remote_client
+
+        def unclaimed(is_output: bool) -> jack.Port | None:
+            for port in client.get_ports(f"^{prefix}(-[0-9]+)?:", is_audio=True,
+                                         is_output=is_output, is_input=not is_output):
+                if port.uuid not in self._claimed:
+                    return port
+            return None
+
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: self._shutdown.is_set() or (unclaimed(True) and unclaimed(False)), timeout
+            )
+        if self._shutdown.is_set():
+            raise BridgeError("JACK server shut down")
+        if not found:
+            raise BridgeError(f"baresip registered no call ports within {timeout:g} s")
+        remote_out, remote_in = unclaimed(True), unclaimed(False)
+        assert remote_out and remote_in
+        self._claimed.update((remote_out.uuid, remote_in.uuid))
+        return remote_out, remote_in
+
+    def _require_client(self) -> jack.Client:
+        if self._client is None or self._shutdown.is_set():
+            raise BridgeError("the JACK bridge is not connected")
+        return self._client
+
+    def _process(self, frames: int) -> None:
+        for audio in self._calls:
+            audio.process(frames)
+
+    def _on_port_change(self, port: jack.Port | None, register: bool) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
+        log.error("JACK server shut down: %s", reason)
+        self._shutdown.set()
+        with self._changed:
+            self._changed.notify_all()

@@ -1,0 +1,280 @@
+"""The switchboard: jackd and baresip kept running, the ctrl_tcp link, calls and their events.
+
+Processes are restarted by their supervisors; a monitor thread re-links the JACK bridge and the
+ctrl_tcp connection after a restart. A call in flight when baresip or jackd dies gets a
+`LinkLost` message and fails with that reason; nothing else is disturbed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import jack
+
+from ..config import Settings
+from . import baresip
+from .bridge import BridgeError, JackBridge
+from .ctrl import CtrlConnection, CtrlError
+from .events import (
+    CALL_CLOSED,
+    CALL_INCOMING,
+    REGISTER_FAIL,
+    REGISTER_OK,
+    BaresipEvent,
+    Disconnected,
+)
+from .process import SupervisedProcess
+
+log = logging.getLogger(__name__)
+
+# JACK-Client prints every failed connection attempt; route that through logging instead.
+jack.set_error_function(lambda message: log.debug("jack: %s", message))
+jack.set_info_function(lambda message: log.debug("jack: %s", message))
+
+
+@dataclass(frozen=True)
+class LinkLost:
+    """Sent to a call whose baresip or jackd went away under it."""
+
+    reason: str
+
+
+class OutboundCall:
+    """One dialed call; its events arrive on `events` in order."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.baresip_id = ""
+        self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
+        self.closed = False
+
+    def next_event(self, timeout: float | None) -> BaresipEvent | LinkLost | None:
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class Switchboard:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        audio = settings.audio
+        self.jackd = SupervisedProcess(
+            "jackd",
+            ["jackd", "--no-realtime", "-n", audio.jack_server, "-d", "dummy",
+             "-r", str(audio.sample_rate), "-p", str(audio.period)],
+            env={"JACK_NO_AUDIO_RESERVATION": "1"},
+            on_exited=lambda code: self._wake.set(),
+        )
+        self.baresip = SupervisedProcess(
+            "baresip", baresip.argv(settings.baresip_dir),
+            env={"JACK_DEFAULT_SERVER": audio.jack_server},
+            on_started=lambda pid: self._wake.set(),
+            on_exited=lambda code: self._wake.set(),
+        )
+        self.bridge = JackBridge(audio.jack_server, audio.sample_rate)
+        self._ctrl: CtrlConnection | None = None
+        self._ready = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._dial_lock = threading.Lock()
+        self._calls_lock = threading.Lock()
+        self._unbound: list[OutboundCall] = []
+        self._calls: dict[str, OutboundCall] = {}
+        self._registered = False
+        self._monitor: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        baresip.write_config(self.settings.baresip_dir, self.settings.sip, self.settings.audio)
+        self.jackd.start()
+        self._open_bridge(timeout=15)
+        self.baresip.start()
+        self._monitor = threading.Thread(target=self._monitor_loop, name="switchboard",
+                                         daemon=True)
+        self._monitor.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._fail_active("the daemon is shutting down")
+        if self._monitor:
+            self._monitor.join(5)
+        if self._ctrl:
+            try:
+                self._ctrl.command("hangup", timeout=1)
+            except CtrlError:
+                pass
+            self._ctrl.close()
+        self.baresip.stop()
+        self.bridge.close()
+        self.jackd.stop()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def sip_registered(self) -> bool:
+        """Registered with the registrar; with none configured, baresip is up and listening."""
+        if self.settings.sip.registrar is None:
+            return self.ready
+        return self.ready and self._registered
+
+    @property
+    def active_calls(self) -> int:
+        with self._calls_lock:
+            return len(self._calls) + len(self._unbound)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def dial(self, uri: str) -> OutboundCall:
+        """Start a call to an already validated SIP URI."""
+        call = OutboundCall(uri)
+        with self._dial_lock:
+            ctrl = self._require_ctrl()
+            with self._calls_lock:
+                self._unbound.append(call)
+            try:
+                result = ctrl.command("dial", uri)
+            except CtrlError:
+                self._forget(call)
+                raise
+            if not result.ok:
+                self._forget(call)
+                raise CtrlError(f"baresip refused to dial: {result.data.strip() or 'no reason'}")
+        return call
+
+    def hangup(self, call: OutboundCall) -> None:
+        if call.closed:
+            return
+        try:
+            # baresip 1.0's hangup ends the current call: calls are dialed one at a time.
+            self._require_ctrl().command("hangup")
+        except CtrlError as exc:
+            log.warning("hangup failed: %s", exc)
+
+    def finish(self, call: OutboundCall) -> None:
+        """The runner is done with the call: stop routing its events."""
+        self._forget(call)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _require_ctrl(self) -> CtrlConnection:
+        ctrl = self._ctrl
+        if not self._ready.is_set() or ctrl is None or not ctrl.alive:
+            raise CtrlError("baresip is not running (it is being restarted)")
+        return ctrl
+
+    def _forget(self, call: OutboundCall) -> None:
+        with self._calls_lock:
+            if call in self._unbound:
+                self._unbound.remove(call)
+            if call.baresip_id:
+                self._calls.pop(call.baresip_id, None)
+
+    def _on_message(self, message: object) -> None:
+        """Runs on the ctrl reader thread: route, never block."""
+        if isinstance(message, Disconnected):
+            log.warning("ctrl_tcp: %s", message.reason)
+            self._ready.clear()
+            self._wake.set()
+            return
+        assert isinstance(message, BaresipEvent)
+        event = message
+        if event.type == REGISTER_OK:
+            if not self._registered:
+                log.info("registered with %s", event.account)
+            self._registered = True
+        elif event.type == REGISTER_FAIL:
+            log.warning("registration failed for %s: %s", event.account, event.param)
+            self._registered = False
+        elif event.type == CALL_INCOMING:
+            log.info("incoming call from %s is not answered (inbound calls come later)",
+                     event.peer_uri)
+        if not event.call_id:
+            return
+        call = self._route(event)
+        if call is None:
+            return
+        if event.type == CALL_CLOSED:
+            call.closed = True
+        call.events.put(event)
+
+    def _route(self, event: BaresipEvent) -> OutboundCall | None:
+        with self._calls_lock:
+            call = self._calls.get(event.call_id)
+            if call is None and event.direction == "outgoing" and self._unbound:
+                call = next((c for c in self._unbound if c.uri == event.peer_uri),
+                            self._unbound[0])
+                self._unbound.remove(call)
+                call.baresip_id = event.call_id
+                self._calls[event.call_id] = call
+            return call
+
+    def _fail_active(self, reason: str) -> None:
+        with self._calls_lock:
+            calls = [*self._calls.values(), *self._unbound]
+            self._calls.clear()
+            self._unbound.clear()
+        for call in calls:
+            call.closed = True
+            call.events.put(LinkLost(reason))
+
+    def _open_bridge(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.bridge.open()
+                return
+            except BridgeError:
+                if time.monotonic() > deadline or self._stopping.is_set():
+                    raise
+                time.sleep(0.1)
+
+    def _monitor_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._repair()
+            except Exception:
+                log.exception("switchboard repair failed; retrying")
+                self._ready.clear()
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def _repair(self) -> None:
+        if not self.bridge.alive:
+            self._ready.clear()
+            self._fail_active("the audio server (jackd) stopped during the call")
+            self.bridge.close()
+            try:
+                self._open_bridge(timeout=2)
+            except BridgeError:
+                return
+            log.info("JACK bridge reconnected; restarting baresip to rejoin the new server")
+            self.baresip.kill()
+            return
+        if self._ctrl is None or not self._ctrl.alive:
+            self._ready.clear()
+            self._fail_active("baresip stopped during the call")
+            if self.baresip.pid is None:
+                return
+            try:
+                self._ctrl = CtrlConnection.connect(
+                    baresip.CTRL_HOST, self.settings.sip.ctrl_port, self._on_message, timeout=2
+                )
+            except CtrlError as exc:
+                log.debug("%s", exc)
+                return
+            log.info("connected to baresip ctrl_tcp")
+        if not self._ready.is_set():
+            self._ready.set()
+            log.info("switchboard ready")
