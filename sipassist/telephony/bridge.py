@@ -46,7 +46,6 @@ class CallAudio:
         self.received: queue.Queue[np.ndarray] = queue.Queue(self.RECEIVE_BACKLOG)
         self._playlist: deque[Playback] = deque()
         self.remote_ports: tuple[str, str] = ("", "")
-        self.remote_uuids: tuple[int, int] = (0, 0)
 
     def play(self, samples: np.ndarray) -> Playback:
         """Queue float32 samples at the bridge rate after whatever is already playing."""
@@ -104,7 +103,11 @@ class JackBridge:
         self.client_name = client_name
         self._client: jack.Client | None = None
         self._calls: tuple[CallAudio, ...] = ()
-        self._claimed: set[int] = set()  # uuids of baresip ports owned by a call, past or present
+        # JACK reuses port names and ids from call to call, so each registration of a name gets
+        # a generation number; a call claims a port name at the generation it saw.
+        self._generations: dict[str, int] = {}
+        self._claimed: dict[str, int] = {}
+        self._registrations = itertools.count(1)
         self._changed = threading.Condition()
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
@@ -182,7 +185,8 @@ class JackBridge:
         def unclaimed(is_output: bool) -> jack.Port | None:
             for port in client.get_ports(f"^{prefix}(-[0-9]+)?:", is_audio=True,
                                          is_output=is_output, is_input=not is_output):
-                if port.uuid not in self._claimed:
+                generation = self._generations.get(port.name, 0)
+                if generation > self._claimed.get(port.name, 0):
                     return port
             return None
 
@@ -196,7 +200,9 @@ class JackBridge:
             raise BridgeError(f"baresip registered no call ports within {timeout:g} s")
         remote_out, remote_in = unclaimed(True), unclaimed(False)
         assert remote_out and remote_in
-        self._claimed.update((remote_out.uuid, remote_in.uuid))
+        with self._changed:
+            for port in (remote_out, remote_in):
+                self._claimed[port.name] = self._generations[port.name]
         return remote_out, remote_in
 
     def _require_client(self) -> jack.Client:
@@ -210,6 +216,8 @@ class JackBridge:
 
     def _on_port_change(self, port: jack.Port | None, register: bool) -> None:
         with self._changed:
+            if register and port is not None:
+                self._generations[port.name] = next(self._registrations)
             self._changed.notify_all()
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:

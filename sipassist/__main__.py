@@ -1,0 +1,62 @@
+"""Command line: `sipassist run`, `sipassist models`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, load
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    settings = load(args.config)
+    Daemon(settings).run_until_signalled()
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import describe_models
+
+    settings = load(args.config)
+    for line in describe_models(settings.models, settings.paths.models):
+        print(line)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sipassist", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sipassist {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("run", _cmd_run, "run the daemon in the foreground"),
+        ("models", _cmd_models, "show which model weights are installed and where"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--config", type=Path, default=None,
+                             help="config file (default /etc/sipassist/sipassist.toml if present)")
+        command.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"sipassist: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

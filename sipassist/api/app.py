@@ -1,0 +1,16 @@
+"""The Bottle application: one module per resource, JSON errors everywhere."""
+
+from __future__ import annotations
+
+import bottle
+
+from . import calls, errors, health
+from .services import Services
+
+
+def build_app(services: Services) -> bottle.Bottle:
+    app = bottle.Bottle()
+    errors.install(app)
+    health.install(app, services)
+    calls.install(app, services)
+    return app

@@ -1,0 +1,72 @@
+"""POST /call and GET /call/{id}."""
+
+from __future__ import annotations
+
+import re
+
+import bottle
+
+from ..calls.model import CallRecord
+from ..calls.queue import DuplicateCallId, QueueFull
+from ..calls.targets import TargetError, dial_uri
+from ..webhooks import validate_callback_url
+from . import body
+from .errors import ApiError
+from .services import Services
+
+CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CALL_FIELDS = {"message", "extension", "callback_url", "ring_timeout", "call_id", "choice"}
+
+
+def install(app: bottle.Bottle, services: Services) -> None:
+    settings = services.settings
+
+    @app.post("/call")
+    def create_call() -> dict:
+        data = body.json_object(CALL_FIELDS)
+        message = body.text(data, "message", required=True)
+        extension = body.text(data, "extension", required=True, max_length=512,
+                              strip=False)
+        try:
+            uri = dial_uri(extension, settings.sip.dial_host)
+        except TargetError as exc:
+            raise ApiError(400, str(exc)) from None
+        callback_url = body.text(data, "callback_url", max_length=4096) or None
+        if callback_url is not None:
+            problem = validate_callback_url(callback_url)
+            if problem:
+                raise ApiError(400, problem)
+        ring_timeout = body.integer(data, "ring_timeout",
+                                    default=settings.calls.default_ring_timeout,
+                                    low=1, high=settings.calls.max_ring_timeout)
+        call_id = body.text(data, "call_id", max_length=64)
+        if call_id is not None and not CALL_ID.fullmatch(call_id):
+            raise ApiError(400, "call_id may hold only letters, digits, '.', '_' and '-' "
+                                "(1 to 64 characters)")
+        if data.get("choice") is not None:
+            raise ApiError(400, "choice collection is not available in this version yet")
+        record = CallRecord(
+            call_id=call_id or services.queue.new_call_id(), extension=extension,
+            dial_uri=uri, message=message, seq=0, callback_url=callback_url,
+            ring_timeout=ring_timeout,
+        )
+        try:
+            record, position = services.queue.submit(record)
+        except DuplicateCallId:
+            raise ApiError(409, f"call_id '{record.call_id}' is already used; "
+                                "choose another or leave it out") from None
+        except QueueFull as exc:
+            raise ApiError(503, f"{exc}; try again later") from None
+        return {
+            "call_id": record.call_id,
+            "status": record.status,
+            "message": "Call initiated",
+            "queue_position": position,
+        }
+
+    @app.get("/call/<call_id>")
+    def get_call(call_id: str) -> dict:
+        record = services.queue.get(call_id)
+        if record is None:
+            raise ApiError(404, f"Call '{call_id}' not found")
+        return record.to_api()

@@ -1,0 +1,104 @@
+"""The call record: one outbound call from request to outcome, as stored and as shown."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+QUEUED = "queued"
+RINGING = "ringing"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+NO_ANSWER = "no_answer"
+BUSY = "busy"
+FAILED = "failed"
+
+FINAL_STATUSES = frozenset({COMPLETED, NO_ANSWER, BUSY, FAILED})
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC as the seed writes it: 2025-11-30T10:30:05Z."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    call_id: str
+    extension: str
+    dial_uri: str
+    message: str
+    seq: int  # FIFO order, survives restarts
+    callback_url: str | None = None
+    ring_timeout: int = 30
+    status: str = QUEUED
+    queued_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    message_played: bool = False
+    choice: dict[str, Any] | None = None
+    choice_response: str | None = None
+    choice_raw_text: str | None = None
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration(self) -> float | None:
+        start, end = parse_iso(self.started_at), parse_iso(self.completed_at)
+        if start is None or end is None:
+            return None
+        return round((end - start).total_seconds(), 1)
+
+    def evolve(self, **changes: Any) -> CallRecord:
+        return dataclasses.replace(self, **changes)
+
+    def to_document(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> CallRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in names})
+
+    def to_api(self) -> dict[str, Any]:
+        """`GET /call/{id}` as in the contract."""
+        duration = self.duration
+        return {
+            "call_id": self.call_id,
+            "status": self.status,
+            "queued_at": self.queued_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "duration_seconds": None if duration is None else int(round(duration)),
+            "choice_response": self.choice_response,
+            "error": self.error,
+        }
+
+    def webhook_payload(self) -> dict[str, Any]:
+        """The outbound call webhook as in the contract."""
+        return {
+            "call_id": self.call_id,
+            "status": self.status,
+            "extension": self.extension,
+            "duration_seconds": self.duration,
+            "message_played": self.message_played,
+            "choice_response": self.choice_response,
+            "choice_raw_text": self.choice_raw_text,
+            "error": self.error,
+        }

