@@ -119,3 +119,84 @@ def test_calls_run_one_after_another(start_daemon, phone, webhook):
     records = [daemon.request("GET", f"/call/{p['call_id']}")[1] for p in payloads]
     for earlier, later in zip(records, records[1:]):
         assert earlier["completed_at"] <= later["started_at"]
+
+
+def test_queued_calls_survive_a_restart(start_daemon, tmp_path, ports, webhook):
+    """Stop the daemon while one call rings and two wait; after a start they are placed."""
+    from .phone import TestPhone
+
+    base = ports.take()
+    phone = TestPhone(tmp_path / "phone", base, base + 5, f"{base + 10}-{base + 99}",
+                      answermode="manual")
+    try:
+        first = start_daemon(phone)
+        ringing = first.request("POST", "/call", {"message": "Interrupted.", "extension": "phone",
+                                                  "callback_url": webhook.url})[1]
+        waiting = [first.request("POST", "/call", {"message": f"Queued call {n}.",
+                                                   "extension": "phone",
+                                                   "callback_url": webhook.url})[1]
+                   for n in (1, 2)]
+        phone.wait_event(CALL_INCOMING)
+        first.stop()
+
+        interrupted = webhook.wait(1)[0]
+        assert interrupted["call_id"] == ringing["call_id"]
+        assert interrupted["status"] == "failed" and interrupted["error"]
+
+        phone.command("answermode", "auto")
+        second = start_daemon(phone, state=tmp_path)
+        payloads = webhook.wait(3, timeout=120)
+        assert [p["call_id"] for p in payloads[1:]] == [w["call_id"] for w in waiting]
+        assert all(p["status"] == "completed" for p in payloads[1:]), payloads
+        status, record = second.request("GET", f"/call/{ringing['call_id']}")
+        assert status == 200 and record["status"] == "failed"
+        assert second.request("GET", "/queue")[1]["total_processed"] == 3
+    finally:
+        phone.stop()
+
+
+def test_baresip_killed_mid_call_recovers(start_daemon, phone, webhook):
+    daemon = start_daemon(phone)
+    long_message = "This message is long enough to still be playing when baresip dies. " * 3
+    daemon.request("POST", "/call", {"message": long_message, "extension": "phone",
+                                     "callback_url": webhook.url})
+    phone.wait_event(CALL_ESTABLISHED)
+    old_pid = daemon.daemon.switchboard.baresip.pid
+    daemon.daemon.switchboard.baresip.kill()
+
+    failed = webhook.wait(1)[0]
+    assert failed["status"] == "failed"
+    assert "baresip" in failed["error"]
+
+    # The next call waits in the queue until baresip is back, then goes through.
+    status, body = daemon.request("POST", "/call", {"message": "Back again.", "extension": "phone",
+                                                    "callback_url": webhook.url})
+    assert status == 200
+    second = webhook.wait(2, timeout=60)[1]
+    assert second["call_id"] == body["call_id"]
+    assert second["status"] == "completed", second
+    assert daemon.daemon.switchboard.baresip.pid not in (None, old_pid)
+    assert daemon.daemon.switchboard.baresip.restarts == 1
+
+
+def test_webhook_delivered_after_receiver_comes_up(start_daemon, phone, webhook):
+    from .conftest import WebhookReceiver, free_tcp_port
+
+    port = free_tcp_port()  # nothing listens here yet
+    daemon = start_daemon(phone)
+    status, body = daemon.request("POST", "/call", {
+        "message": "Webhook later.", "extension": "phone",
+        "callback_url": f"http://127.0.0.1:{port}/hook"})
+    # The next call is not held up by the undeliverable webhook of the first.
+    daemon.request("POST", "/call", {"message": "Next call.", "extension": "phone",
+                                     "callback_url": webhook.url})
+    assert webhook.wait(1, timeout=60)[0]["status"] == "completed"
+    waiting = daemon.daemon.webhooks_store.all("webhooks")
+    assert body["call_id"] in [job["payload"]["call_id"] for job in waiting]
+    receiver = WebhookReceiver(port)
+    try:
+        payload = receiver.wait(1, timeout=30)[0]
+        assert payload["call_id"] == body["call_id"]
+        assert payload["status"] == "completed"
+    finally:
+        receiver.stop()

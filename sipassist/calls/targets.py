@@ -13,7 +13,8 @@ MAX_EXTENSION_LENGTH = 128
 PHONE_NUMBER = re.compile(r"\+?[0-9*]{1,32}")
 SIP_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
-SIP_URI = re.compile(rf"sip:(?P<user>[A-Za-z0-9._+*-]{{1,64}})@(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?")
+# The scheme is case-insensitive (RFC 3261 19.1.1); spelled out, as re.I would let in non-ASCII.
+SIP_URI = re.compile(rf"[sS][iI][pP]:(?P<user>[A-Za-z0-9._+*-]{{1,64}})@(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?")
 
 
 class TargetError(ValueError):
