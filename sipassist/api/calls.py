@@ -46,7 +46,7 @@ def install(app: bottle.Bottle, services: Services) -> None:
         if data.get("choice") is not None:
             raise ApiError(400, "choice collection is not available in this version yet")
         record = CallRecord(
-            call_id=call_id or services.queue.new_call_id(), extension=extension,
+            call_id=call_id or "", extension=extension,
             dial_uri=uri, message=message, seq=0, callback_url=callback_url,
             ring_timeout=ring_timeout,
         )

@@ -96,17 +96,22 @@ class CallQueue:
 
     # -- API -------------------------------------------------------------------------------
 
-    def new_call_id(self) -> str:
-        with self._cond:
-            while True:
-                self._ids += 1
-                call_id = f"out-{int(time.time())}-{self._ids}"
-                if call_id not in self._records:
-                    return call_id
+    def _new_call_id(self) -> str:
+        """out-<unix time>-<n>, as the contract shows; called with the lock held."""
+        while True:
+            self._ids += 1
+            call_id = f"out-{int(time.time())}-{self._ids}"
+            if call_id not in self._records:
+                return call_id
 
     def submit(self, record: CallRecord) -> tuple[CallRecord, int | None]:
-        """Queue a call; returns it and its queue position (None when it starts at once)."""
+        """Queue a call; returns it and its queue position (None when it starts at once).
+
+        A record without a call_id gets one here, under the same lock as the duplicate check.
+        """
         with self._cond:
+            if not record.call_id:
+                record = record.evolve(call_id=self._new_call_id())
             if record.call_id in self._records:
                 raise DuplicateCallId(record.call_id)
             if len(self._pending) >= self.settings.max_pending:
