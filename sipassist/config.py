@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG_PATH = Path("/etc/sipassist/sipassist.toml")
+# JACK clients on the daemon's server: baresip's (one per call direction) and the bridge.
+JACK_BARESIP_CLIENT = "baresip"
+JACK_BRIDGE_CLIENT = "bridge"
+JACK_CLIENT_NAMES = (JACK_BARESIP_CLIENT, JACK_BRIDGE_CLIENT)
 
 
 class ConfigError(ValueError):
@@ -234,6 +238,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("audio.sample_rate: write 16000 (or 8000 / 48000)")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", settings.audio.jack_server):
         raise ConfigError("audio.jack_server: use letters, digits, '_' and '-' only")
+    if settings.audio.jack_server.split("-")[0] in JACK_CLIENT_NAMES:
+        # JACK2 names server and client sockets alike: a client of the same name unlinks the
+        # server's socket and every later client fails to connect.
+        raise ConfigError(f"audio.jack_server: must not be named like a JACK client "
+                          f"({', '.join(JACK_CLIENT_NAMES)}); the default is \"sipassist\"")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:

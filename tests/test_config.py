@@ -33,6 +33,8 @@ def test_every_default_in_the_shipped_file_is_documented():
     ("[queue]\nmax_concurrent = 0", ["queue.max_concurrent"]),
     ("[nonsense]\n", ["nonsense", "sections are"]),
     ("[api\n", ["not valid TOML"]),
+    ("[audio]\njack_server = 'baresip'", ["audio.jack_server", "JACK client"]),
+    ("[audio]\njack_server = 'bridge'", ["audio.jack_server"]),
 ])
 def test_config_errors_name_the_key(tmp_path, toml, words):
     path = tmp_path / "bad.toml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import AudioSettings, SipSettings
+from ..config import JACK_BARESIP_CLIENT, AudioSettings, SipSettings
 
 MODULE_PATH = "/usr/lib/baresip/modules"
 CTRL_HOST = "127.0.0.1"  # ctrl_tcp has no authentication: loopback only
@@ -30,7 +30,7 @@ def account_line(sip: SipSettings) -> str:
     return f"{display}<{aor}>;" + ";".join(params)
 
 
-def config_text(sip: SipSettings, audio: AudioSettings, jack_client: str = "baresip") -> str:
+def config_text(sip: SipSettings, audio: AudioSettings) -> str:
     lines = [
         f"sip_listen {sip.listen}",
         f"rtp_ports {sip.rtp_ports}",
@@ -45,7 +45,7 @@ def config_text(sip: SipSettings, audio: AudioSettings, jack_client: str = "bare
         "auplay_channels 1",
         # The daemon's bridge connects the per-call ports itself.
         "jack_connect_ports no",
-        f"jack_client_name {jack_client}",
+        f"jack_client_name {JACK_BARESIP_CLIENT}",
         "jitter_buffer_delay 5-10",
         "audio_buffer 20-160",
         f"module_path {MODULE_PATH}",

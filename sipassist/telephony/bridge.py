@@ -95,8 +95,8 @@ class CallAudio:
 class JackBridge:
     """One JACK client serving every call."""
 
-    def __init__(self, server: str, sample_rate: int, remote_client: str = "baresip",
-                 client_name: str = "sipassist") -> None:
+    def __init__(self, server: str, sample_rate: int, remote_client: str,
+                 client_name: str) -> None:
         self.server = server
         self.sample_rate = sample_rate
         self.remote_client = remote_client

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import jack
 
-from ..config import Settings
+from ..config import JACK_BARESIP_CLIENT, JACK_BRIDGE_CLIENT, Settings
 from . import baresip
 from .bridge import BridgeError, JackBridge
 from .ctrl import CtrlConnection, CtrlError
@@ -76,7 +76,8 @@ class Switchboard:
             on_started=lambda pid: self._wake.set(),
             on_exited=lambda code: self._wake.set(),
         )
-        self.bridge = JackBridge(audio.jack_server, audio.sample_rate)
+        self.bridge = JackBridge(audio.jack_server, audio.sample_rate,
+                                 remote_client=JACK_BARESIP_CLIENT, client_name=JACK_BRIDGE_CLIENT)
         self._ctrl: CtrlConnection | None = None
         self._ready = threading.Event()
         self._wake = threading.Event()
