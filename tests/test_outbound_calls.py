@@ -200,3 +200,17 @@ def test_webhook_delivered_after_receiver_comes_up(start_daemon, phone, webhook)
         assert payload["status"] == "completed"
     finally:
         receiver.stop()
+
+
+def test_jackd_killed_recovers(start_daemon, phone, webhook):
+    daemon = start_daemon(phone)
+    board = daemon.daemon.switchboard
+    board.jackd.kill()
+    # A call placed now waits until jackd, the bridge and baresip are back, then goes through.
+    status, body = daemon.request("POST", "/call", {"message": "The audio server is back.",
+                                                    "extension": "phone",
+                                                    "callback_url": webhook.url})
+    assert status == 200
+    payload = webhook.wait(1, timeout=60)[0]
+    assert payload["status"] == "completed", payload
+    assert board.jackd.restarts == 1

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 BUSY_MARKERS = ("486", "600", "603", "busy", "decline")
 LEAD_IN_SECONDS = 0.3  # the first RTP packets after answer are often lost: start with silence
 POLL_SECONDS = 0.05
+READY_WAIT_SECONDS = 60
 
 
 class CallEnded(Exception):
@@ -49,6 +50,10 @@ class CallRunner:
             log.exception("speech synthesis failed", extra=log_extra)
             return update(status=FAILED, completed_at=iso(utc_now()),
                           error=f"speech synthesis failed: {exc}")
+        # Telephony may have gone down since the queue handed us the call: wait for it again.
+        if not self.switchboard.wait_ready(READY_WAIT_SECONDS):
+            return update(status=FAILED, completed_at=iso(utc_now()),
+                          error=f"telephony was not available for {READY_WAIT_SECONDS} s")
         record = update(status=RINGING, started_at=iso(utc_now()))
         log.info("dialing %s", record.dial_uri, extra=log_extra)
         try:

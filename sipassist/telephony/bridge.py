@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import jack
@@ -95,12 +96,13 @@ class CallAudio:
 class JackBridge:
     """One JACK client serving every call."""
 
-    def __init__(self, server: str, sample_rate: int, remote_client: str,
-                 client_name: str) -> None:
+    def __init__(self, server: str, sample_rate: int, remote_client: str, client_name: str,
+                 on_shutdown: Callable[[], None] = lambda: None) -> None:
         self.server = server
         self.sample_rate = sample_rate
         self.remote_client = remote_client
         self.client_name = client_name
+        self.on_shutdown = on_shutdown
         self._client: jack.Client | None = None
         self._calls: tuple[CallAudio, ...] = ()
         # JACK reuses port names and ids from call to call, so each registration of a name gets
@@ -225,3 +227,4 @@ class JackBridge:
         self._shutdown.set()
         with self._changed:
             self._changed.notify_all()
+        self.on_shutdown()

@@ -68,16 +68,17 @@ class Switchboard:
             ["jackd", "--no-realtime", "-n", audio.jack_server, "-d", "dummy",
              "-r", str(audio.sample_rate), "-p", str(audio.period)],
             env={"JACK_NO_AUDIO_RESERVATION": "1"},
-            on_exited=lambda code: self._wake.set(),
+            on_exited=lambda code: self._link_down(),
         )
         self.baresip = SupervisedProcess(
             "baresip", baresip.argv(settings.baresip_dir),
             env={"JACK_DEFAULT_SERVER": audio.jack_server},
             on_started=lambda pid: self._wake.set(),
-            on_exited=lambda code: self._wake.set(),
+            on_exited=lambda code: self._link_down(),
         )
         self.bridge = JackBridge(audio.jack_server, audio.sample_rate,
-                                 remote_client=JACK_BARESIP_CLIENT, client_name=JACK_BRIDGE_CLIENT)
+                                 remote_client=JACK_BARESIP_CLIENT, client_name=JACK_BRIDGE_CLIENT,
+                                 on_shutdown=self._link_down)
         self._ctrl: CtrlConnection | None = None
         self._ready = threading.Event()
         self._wake = threading.Event()
@@ -87,6 +88,7 @@ class Switchboard:
         self._unbound: list[OutboundCall] = []
         self._calls: dict[str, OutboundCall] = {}
         self._registered = False
+        self._bridge_jackd_pid: int | None = None
         self._monitor: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -169,6 +171,11 @@ class Switchboard:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _link_down(self) -> None:
+        """A child or link died: stop taking calls at once; the monitor repairs and re-readies."""
+        self._ready.clear()
+        self._wake.set()
+
     def _require_ctrl(self) -> CtrlConnection:
         ctrl = self._ctrl
         if not self._ready.is_set() or ctrl is None or not ctrl.alive:
@@ -186,8 +193,7 @@ class Switchboard:
         """Runs on the ctrl reader thread: route, never block."""
         if isinstance(message, Disconnected):
             log.warning("ctrl_tcp: %s", message.reason)
-            self._ready.clear()
-            self._wake.set()
+            self._link_down()
             return
         assert isinstance(message, BaresipEvent)
         event = message
@@ -234,7 +240,11 @@ class Switchboard:
         deadline = time.monotonic() + timeout
         while True:
             try:
+                pid = self.jackd.pid
+                if pid is None:
+                    raise BridgeError("jackd is not running")
                 self.bridge.open()
+                self._bridge_jackd_pid = pid
                 return
             except BridgeError:
                 if time.monotonic() > deadline or self._stopping.is_set():
@@ -252,10 +262,13 @@ class Switchboard:
             self._wake.clear()
 
     def _repair(self) -> None:
-        if not self.bridge.alive:
+        # The bridge must be a client of the jackd that runs now, not of one that died.
+        if not self.bridge.alive or self.jackd.pid != self._bridge_jackd_pid:
             self._ready.clear()
             self._fail_active("the audio server (jackd) stopped during the call")
             self.bridge.close()
+            if self.jackd.pid is None:
+                return
             try:
                 self._open_bridge(timeout=2)
             except BridgeError:
