@@ -116,6 +116,18 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class ListenSettings:
+    """Endpointing of callers' speech (webrtcvad on 20 ms frames)."""
+
+    silence_seconds: float = 0.5  # unvoiced time that ends an utterance
+    start_frames: int = 3  # voiced 20 ms frames in a row that start one
+    pre_roll_seconds: float = 0.3  # audio kept from before the start, so no syllable is cut
+    max_utterance_seconds: float = 15.0
+    vad_aggressiveness: int = 2  # webrtcvad 0..3
+    max_choice_timeout: int = 120  # largest choice.timeout_seconds accepted
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     max_attempts: int = 8
     timeout_seconds: float = 10.0
@@ -140,6 +152,7 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    listening: ListenSettings = field(default_factory=ListenSettings)
     calls: CallSettings = field(default_factory=CallSettings)
 
     @property
@@ -243,6 +256,18 @@ def _validate(settings: Settings) -> None:
         # server's socket and every later client fails to connect.
         raise ConfigError(f"audio.jack_server: must not be named like a JACK client "
                           f"({', '.join(JACK_CLIENT_NAMES)}); the default is \"sipassist\"")
+    if settings.audio.period * 50 != settings.audio.sample_rate:
+        raise ConfigError("audio.period: must be 20 ms of samples (sample_rate / 50), "
+                          "the frame size webrtcvad takes")
+    listening = settings.listening
+    if not 0.1 <= listening.silence_seconds <= 5:
+        raise ConfigError("listening.silence_seconds: write 0.1 to 5 (default 0.5)")
+    if not 0 <= listening.vad_aggressiveness <= 3:
+        raise ConfigError("listening.vad_aggressiveness: write 0, 1, 2 or 3")
+    if not 1 <= listening.max_utterance_seconds <= 28:
+        raise ConfigError("listening.max_utterance_seconds: write 1 to 28")
+    if not 1 <= listening.start_frames <= 50:
+        raise ConfigError("listening.start_frames: write 1 to 50")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
@@ -260,6 +285,7 @@ _SECTIONS = {
     "queue": QueueSettings,
     "models": ModelSettings,
     "webhooks": WebhookSettings,
+    "listening": ListenSettings,
     "calls": CallSettings,
 }
 

@@ -12,11 +12,12 @@ from .api.app import build_app
 from .api.server import ApiServer
 from .api.services import Services
 from .calls.queue import CallQueue
-from .calls.runner import CallRunner
+from .calls.runner import ActiveCalls, CallRunner
 from .config import Settings
-from .models import resolve_tts_voice
+from .models import resolve_asr_model, resolve_tts_voice
 from .store import Store
 from .telephony.switchboard import Switchboard
+from .voice.asr import Transcriber
 from .voice.tts import Synthesizer
 from .webhooks import WebhookSender
 
@@ -37,8 +38,9 @@ def notify(message: str) -> None:
 @dataclass
 class Daemon:
     settings: Settings
-    # A loaded Synthesizer may be passed in (tests share one); otherwise it is loaded here.
+    # Loaded models may be passed in (tests share them); otherwise they are loaded here.
     synthesizer: Synthesizer | None = None
+    transcriber: Transcriber | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -53,12 +55,18 @@ class Daemon:
             voice = resolve_tts_voice(s.models, s.paths.models)
             self.synthesizer = Synthesizer(voice, s.audio.sample_rate)
         self.tts = self.synthesizer
-        self.runner = CallRunner(self.switchboard, self.tts.synthesize, s.calls,
-                                 s.audio.sample_rate)
+        if self.transcriber is None:
+            log.info("loading the Whisper model")
+            self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models))
+        self.active = ActiveCalls()
+        self.runner = CallRunner(self.switchboard, self.tts.synthesize,
+                                 self.transcriber.transcribe, s.calls, s.listening,
+                                 s.audio.sample_rate, self.active)
         self.queue = CallQueue(self.calls_store, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished)
-        services = Services(settings=s, switchboard=self.switchboard, queue=self.queue)
+        services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
+                            active=self.active, speak=self.tts.synthesize)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stopped = threading.Event()
 

@@ -95,9 +95,9 @@ def transcriber(models_dir: Path):
 class RunningDaemon:
     """A Daemon started in this process with a private state dir, JACK server and ports."""
 
-    def __init__(self, settings: config.Settings, synthesizer) -> None:
+    def __init__(self, settings: config.Settings, synthesizer, transcriber) -> None:
         self.settings = settings
-        self.daemon = Daemon(settings, synthesizer=synthesizer)
+        self.daemon = Daemon(settings, synthesizer=synthesizer, transcriber=transcriber)
         self.daemon.start()
         assert self.daemon.switchboard.wait_ready(20), "telephony did not come up"
         self.url = f"http://127.0.0.1:{settings.api.port}"
@@ -143,13 +143,13 @@ def phone(tmp_path: Path, ports: PortBlocks) -> Iterator[TestPhone]:
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path, ports: PortBlocks, synthesizer):
+def start_daemon(tmp_path: Path, ports: PortBlocks, synthesizer, transcriber):
     """Factory: start_daemon(phone, **section_overrides); every daemon is stopped afterwards."""
     started: list[RunningDaemon] = []
 
     def start(phone: TestPhone, state: Path | None = None, **overrides) -> RunningDaemon:
         settings = daemon_settings(state or tmp_path, ports, phone.sip_port, **overrides)
-        running = RunningDaemon(settings, synthesizer)
+        running = RunningDaemon(settings, synthesizer, transcriber)
         started.append(running)
         return running
 

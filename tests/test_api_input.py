@@ -52,13 +52,14 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, ports: PortBlocks,
-        synthesizer) -> Iterator[Harness]:
+        synthesizer, transcriber) -> Iterator[Harness]:
     tmp: Path = tmp_path_factory.mktemp("api_input")
     base = ports.take()
     phone = TestPhone(tmp / "phone", base, base + 5, f"{base + 10}-{base + 99}",
                       answermode="manual")
     try:
-        daemon = RunningDaemon(daemon_settings(tmp, ports, phone.sip_port), synthesizer)
+        daemon = RunningDaemon(daemon_settings(tmp, ports, phone.sip_port), synthesizer,
+                               transcriber)
         try:
             yield Harness(daemon, phone)
         finally:
@@ -260,9 +261,62 @@ def test_call_id_64_chars_is_accepted(api):
 
 # -- choice -------------------------------------------------------------------------------
 
-def test_choice_is_refused_not_ignored(api):
-    detail = api.refuse(400, call(choice={"prompt": "Yes or no?", "options": []}))
-    assert "choice" in detail
+YES_NO = [{"value": "confirmed", "synonyms": ["yes"]}, {"value": "cancelled", "synonyms": ["no"]}]
+
+
+@pytest.mark.parametrize(("choice", "words"), [
+    ("yes", ["choice", "object"]),
+    ({"prompt": "Yes or no?", "options": []}, ["choice.options", "non-empty"]),
+    ({"prompt": "Yes or no?"}, ["choice.options"]),
+    ({"prompt": "Yes or no?", "options": "yes,no"}, ["choice.options"]),
+    ({"options": [{"value": "a"}, {"value": "A"}]}, ["choice.options[1].value", "unique"]),
+    ({"options": [{"value": "a", "synonyms": ["x"]}, {"value": "b", "synonyms": ["x"]}]},
+     ["choice.options[1]", "'x'"]),
+    ({"options": [{"value": ""}]}, ["choice.options[0].value"]),
+    ({"options": [{"value": 3}]}, ["choice.options[0].value"]),
+    ({"options": [{"value": "a", "synonyms": "yes"}]}, ["choice.options[0].synonyms"]),
+    ({"options": [{"value": "a", "digit": "12"}]}, ["choice.options[0].digit"]),
+    ({"options": [{"value": "a", "digit": "2"}, {"value": "b"}]}, ["choice.options[1].digit"]),
+    ({"options": [{"value": "a", "colour": "red"}]}, ["choice.options[0]", "colour"]),
+    ({"options": YES_NO, "timeout_seconds": "15"}, ["choice.timeout_seconds", "whole number"]),
+    ({"options": YES_NO, "timeout_seconds": 0}, ["choice.timeout_seconds"]),
+    ({"options": YES_NO, "timeout_seconds": 1000}, ["choice.timeout_seconds"]),
+    ({"options": YES_NO, "prompt": ""}, ["choice.prompt"]),
+    ({"options": YES_NO, "prompt": 5}, ["choice.prompt"]),
+    ({"options": YES_NO, "retries": 2}, ["choice", "retries"]),
+])
+def test_bad_choice_is_400(api, choice, words):
+    detail = api.refuse(400, call(choice=choice))
+    for word in words:
+        assert word in detail
+
+
+def test_valid_choice_is_accepted(api):
+    body = api.submit_valid({"message": MESSAGE, "extension": "phone",
+                             "choice": {"prompt": "Yes or no?", "options": YES_NO,
+                                        "timeout_seconds": 5}})
+    status, record = api.daemon.request("GET", f"/call/{body['call_id']}")
+    assert status == 200 and record["choice_response"] is None
+
+
+# -- /speak -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("query", "status", "word"), [
+    ("", 400, "message"),
+    ("?message=", 400, "message"),
+    ("?message=%20%20", 400, "message"),
+    ("?message=" + "a" * 5001, 400, "message"),
+    ("?message=hello&call_id=no-such-call", 404, "no-such-call"),
+])
+def test_bad_speak_requests(api, query, status, word):
+    detail = api.refuse(status, method="POST", path="/speak" + query)
+    assert word in detail
+
+
+def test_speak_with_no_call_active_is_409(api):
+    assert api.daemon.daemon.active.latest() is None
+    detail = api.refuse(409, method="POST", path="/speak?message=hello")
+    assert "No call is active" in detail
 
 
 # -- routes -------------------------------------------------------------------------------

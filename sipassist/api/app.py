@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bottle
 
-from . import calls, errors, health
+from . import calls, errors, health, speak
 from .services import Services
 
 
@@ -13,4 +13,5 @@ def build_app(services: Services) -> bottle.Bottle:
     errors.install(app)
     health.install(app, services)
     calls.install(app, services)
+    speak.install(app, services)
     return app

@@ -9,6 +9,7 @@ import bottle
 from ..calls.model import CallRecord
 from ..calls.queue import DuplicateCallId, QueueFull
 from ..calls.targets import TargetError, dial_uri
+from ..voice.choice import ChoiceError, ChoiceSpec
 from ..webhooks import validate_callback_url
 from . import body
 from .errors import ApiError
@@ -43,12 +44,17 @@ def install(app: bottle.Bottle, services: Services) -> None:
         if call_id is not None and not CALL_ID.fullmatch(call_id):
             raise ApiError(400, "call_id may hold only letters, digits, '.', '_' and '-' "
                                 "(1 to 64 characters)")
+        choice = None
         if data.get("choice") is not None:
-            raise ApiError(400, "choice collection is not available in this version yet")
+            try:
+                choice = ChoiceSpec.from_request(data["choice"],
+                                                 settings.listening.max_choice_timeout)
+            except ChoiceError as exc:
+                raise ApiError(400, str(exc)) from None
         record = CallRecord(
             call_id=call_id or "", extension=extension,
             dial_uri=uri, message=message, seq=0, callback_url=callback_url,
-            ring_timeout=ring_timeout,
+            ring_timeout=ring_timeout, choice=choice.to_document() if choice else None,
         )
         try:
             record, position = services.queue.submit(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..calls.queue import CallQueue
+from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
 from ..telephony.switchboard import Switchboard
 
@@ -14,3 +15,5 @@ class Services:
     settings: Settings
     switchboard: Switchboard
     queue: CallQueue
+    active: ActiveCalls
+    speak: Speak

@@ -87,6 +87,7 @@ class CallRecord:
             "completed_at": self.completed_at,
             "duration_seconds": None if duration is None else int(round(duration)),
             "choice_response": self.choice_response,
+            "choice_raw_text": self.choice_raw_text,
             "error": self.error,
         }
 

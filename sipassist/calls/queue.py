@@ -133,6 +133,11 @@ class CallQueue:
         with self._cond:
             return self._records.get(call_id)
 
+    def in_progress(self) -> bool:
+        """Some call has been answered and not yet ended."""
+        with self._cond:
+            return any(self._records[c].status == IN_PROGRESS for c in self._active)
+
     def status(self) -> dict[str, object]:
         with self._cond:
             processed = sum(1 for r in self._records.values() if r.final)

@@ -1,45 +1,76 @@
-"""Running one outbound call: synthesise, dial, wait for an answer, speak, hang up."""
+"""Running one outbound call: synthesise, dial, wait for an answer, speak, ask, hang up."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from ..config import CallSettings
-from ..telephony.bridge import BridgeError, CallAudio, Playback
+from ..config import CallSettings, ListenSettings
+from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
-from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED, BaresipEvent
+from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, OutboundCall, Switchboard
+from ..voice.choice import ChoiceSpec
+from ..voice.vad import Utterance
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, NO_ANSWER, RINGING, CallRecord, iso, utc_now
+from .session import CallEnded, CallSession, KeyPress
 
 log = logging.getLogger(__name__)
 
 # SIP final responses that mean "the callee refused", reported as busy rather than failed.
 BUSY_MARKERS = ("486", "600", "603", "busy", "decline")
 LEAD_IN_SECONDS = 0.3  # the first RTP packets after answer are often lost: start with silence
-POLL_SECONDS = 0.05
 READY_WAIT_SECONDS = 60
+REPROMPT = "Sorry, I didn't catch that."
+THANKS = "Thank you."
+
+Speak = Callable[[str], np.ndarray]
+Transcribe = Callable[[np.ndarray, int], str]
 
 
-class CallEnded(Exception):
-    """The far end hung up, or the link to baresip/jackd was lost, while we were waiting."""
+class ActiveCalls:
+    """Answered calls by call_id, for /speak."""
 
-    def __init__(self, reason: str, lost: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.lost = lost
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._sessions: dict[str, CallSession] = {}
+
+    def add(self, session: CallSession) -> None:
+        with self._cond:
+            self._sessions[session.call_id] = session
+            self._cond.notify_all()
+
+    def remove(self, session: CallSession) -> None:
+        with self._cond:
+            self._sessions.pop(session.call_id, None)
+
+    def get(self, call_id: str, wait: float = 0.0) -> CallSession | None:
+        """The call's session; waits up to `wait` s for one just answered to get its audio."""
+        with self._cond:
+            self._cond.wait_for(lambda: call_id in self._sessions, wait)
+            return self._sessions.get(call_id)
+
+    def latest(self, wait: float = 0.0) -> CallSession | None:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._sessions), wait)
+            return max(self._sessions.values(), key=lambda s: s.started, default=None)
 
 
 class CallRunner:
-    def __init__(self, switchboard: Switchboard, speak: Callable[[str], np.ndarray],
-                 settings: CallSettings, sample_rate: int) -> None:
+    def __init__(self, switchboard: Switchboard, speak: Speak, transcribe: Transcribe | None,
+                 settings: CallSettings, endpointing: ListenSettings, sample_rate: int,
+                 active: ActiveCalls) -> None:
         self.switchboard = switchboard
         self.speak = speak
+        self.transcribe = transcribe
         self.settings = settings
+        self.endpointing = endpointing
         self.sample_rate = sample_rate
+        self.active = active
 
     def run(self, record: CallRecord, update: Callable[..., CallRecord]) -> CallRecord:
         log_extra = {"CALL_ID": record.call_id, "EXTENSION": record.extension}
@@ -65,10 +96,8 @@ class CallRunner:
             if outcome is not None:
                 status, error = outcome
                 return update(status=status, completed_at=iso(utc_now()), error=error)
-            update(status=IN_PROGRESS)
-            played, error = self._converse(call, speech)
-            return update(status=FAILED if error else COMPLETED, message_played=played,
-                          completed_at=iso(utc_now()), error=error)
+            record = update(status=IN_PROGRESS)
+            return self._answered(record, call, speech, update)
         finally:
             self.switchboard.finish(call)
 
@@ -92,52 +121,68 @@ class CallRunner:
                     return BUSY, None
                 return FAILED, f"call failed: {reason}"
 
-    def _converse(self, call: OutboundCall, speech: np.ndarray) -> tuple[bool, str | None]:
-        """Play the message into the answered call; returns (message_played, error)."""
+    def _answered(self, record: CallRecord, call: OutboundCall, speech: np.ndarray,
+                  update: Callable[..., CallRecord]) -> CallRecord:
         try:
             audio = self.switchboard.bridge.attach()
         except BridgeError as exc:
             self.switchboard.hangup(call)
             self._wait_closed(call)
-            return False, str(exc)
-        played = False
+            return update(status=FAILED, completed_at=iso(utc_now()), error=str(exc))
+        session = CallSession(record.call_id, call, audio)
+        # The message is queued before the call is offered to /speak, so nothing jumps ahead.
+        session.enqueue(self._silence(LEAD_IN_SECONDS))
+        message = session.enqueue(speech)
+        self.active.add(session)
+        error = None
         try:
-            lead_in = np.zeros(int(LEAD_IN_SECONDS * self.sample_rate), dtype=np.float32)
-            audio.play(lead_in)
-            self._play(call, audio, speech)
-            played = True
-            pause = np.zeros(int(self.settings.hangup_pause_seconds * self.sample_rate),
-                             dtype=np.float32)
-            self._play(call, audio, pause)
+            session.wait_played(message)
+            record = update(message_played=True)
+            if record.choice:
+                response, raw_text = self._collect_choice(session,
+                                                          ChoiceSpec.from_document(record.choice))
+                record = update(choice_response=response, choice_raw_text=raw_text)
+            session.play(self._silence(self.settings.hangup_pause_seconds))
         except CallEnded as ended:
             if ended.lost:
-                return played, ended.reason
-            log.info("the far end hung up%s", "" if played else " during the message")
-            return played, None
+                error = ended.reason
+            else:
+                log.info("the far end hung up", extra={"CALL_ID": record.call_id})
         finally:
+            self.active.remove(session)
             self.switchboard.bridge.detach(audio)
-        self.switchboard.hangup(call)
-        self._wait_closed(call)
-        return played, None
+        if not session.ended:
+            self.switchboard.hangup(call)
+            self._wait_closed(call)
+        return update(status=FAILED if error else COMPLETED, completed_at=iso(utc_now()),
+                      error=error)
 
-    def _play(self, call: OutboundCall, audio: CallAudio, samples: np.ndarray) -> Playback:
-        """Play and wait until done, watching the call's events meanwhile."""
-        playback = audio.play(samples)
-        while not playback.done.wait(POLL_SECONDS):
-            self._check_still_up(call)
-        if playback.interrupted:
-            self._check_still_up(call)
-        return playback
+    def _collect_choice(self, session: CallSession, spec: ChoiceSpec
+                        ) -> tuple[str | None, str | None]:
+        """Ask, listen, match; ask once more on no match. Returns (value, raw text)."""
+        raw_text = None
+        for attempt in range(2):
+            prompt = spec.prompt if attempt == 0 else f"{REPROMPT} {spec.prompt}"
+            session.play(self.speak(prompt), stop_on_key=True)
+            session.drain_received()
+            heard = session.listen(self.endpointing, self.sample_rate, spec.timeout_seconds)
+            if isinstance(heard, KeyPress):
+                raw_text = heard.digit
+                option = spec.match_digit(heard.digit)
+            elif isinstance(heard, Utterance) and self.transcribe is not None:
+                raw_text = self.transcribe(heard.samples, self.sample_rate).strip()
+                option = spec.match(raw_text)
+                log.info("heard %r -> %s", raw_text, option.value if option else "no match",
+                         extra={"CALL_ID": session.call_id})
+            else:
+                option = None
+            if option is not None:
+                session.play(self.speak(THANKS))
+                return option.value, raw_text
+        return None, raw_text
 
-    def _check_still_up(self, call: OutboundCall) -> None:
-        while True:
-            event = call.next_event(0)
-            if event is None:
-                return
-            if isinstance(event, LinkLost):
-                raise CallEnded(event.reason, lost=True)
-            if isinstance(event, BaresipEvent) and event.type == CALL_CLOSED:
-                raise CallEnded(event.param or "far end hung up", lost=False)
+    def _silence(self, seconds: float) -> np.ndarray:
+        return np.zeros(int(seconds * self.sample_rate), dtype=np.float32)
 
     def _wait_closed(self, call: OutboundCall, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,45 @@
+"""POST /speak?message=...[&call_id=...]: say something into a live call."""
+
+from __future__ import annotations
+
+import bottle
+
+from ..calls.model import IN_PROGRESS
+from .errors import ApiError
+from .services import Services
+
+MAX_MESSAGE = 5000
+PLAY_MARGIN_SECONDS = 30  # beyond the audio's own length, for what is queued before it
+ANSWER_GRACE_SECONDS = 2.0  # a call answered a moment ago is still connecting its audio
+
+
+def install(app: bottle.Bottle, services: Services) -> None:
+    rate = services.settings.audio.sample_rate
+
+    @app.post("/speak")
+    def speak() -> dict:
+        message = (bottle.request.query.getunicode("message") or "").strip()
+        call_id = (bottle.request.query.getunicode("call_id") or "").strip()
+        if not message:
+            raise ApiError(400, "message is required: POST /speak?message=Hello")
+        if len(message) > MAX_MESSAGE:
+            raise ApiError(400, f"message is longer than {MAX_MESSAGE} characters")
+        if call_id:
+            record = services.queue.get(call_id)
+            if record is None:
+                raise ApiError(404, f"Call '{call_id}' not found")
+            answered = record.status == IN_PROGRESS
+            session = services.active.get(call_id, wait=ANSWER_GRACE_SECONDS if answered else 0)
+            if session is None:
+                raise ApiError(409, f"Call '{call_id}' is not in progress")
+        else:
+            answered = services.queue.in_progress()
+            session = services.active.latest(wait=ANSWER_GRACE_SECONDS if answered else 0)
+            if session is None:
+                raise ApiError(409, "No call is active; place one with POST /call")
+        samples = services.speak(message)
+        playback = session.enqueue(samples)
+        played = playback.done.wait(len(samples) / rate + PLAY_MARGIN_SECONDS)
+        if not played or playback.interrupted:
+            raise ApiError(409, f"Call '{session.call_id}' ended before the message was spoken")
+        return {"success": True, "message": "Message spoken to call"}

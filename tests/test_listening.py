@@ -1,0 +1,106 @@
+"""Listening on calls: the test phone answers a choice by voice or keypad; /speak into a call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sipassist.calls.runner import REPROMPT
+from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
+from sipassist.voice.asr import normalise_words
+
+pytestmark = [pytest.mark.telephony, pytest.mark.models]
+
+MESSAGE = "Hello! Your appointment is tomorrow at two."
+PROMPT = "Say yes to confirm or no to cancel."
+CHOICE = {
+    "prompt": PROMPT,
+    "options": [
+        {"value": "confirmed", "synonyms": ["yes", "yeah", "confirm"]},
+        {"value": "cancelled", "synonyms": ["no", "nope", "cancel"]},
+    ],
+    "timeout_seconds": 3,
+}
+
+
+def phone_says(phone, synthesizer, answer: str | None) -> None:
+    """The phone speaks `answer` once the daemon has played the message and the prompt."""
+    played = [synthesizer.synthesize(MESSAGE), synthesizer.synthesize(PROMPT)]
+    delay = 0.3 + sum(len(p) for p in played) / 16000 + 1.2
+    speech = [np.zeros(int(delay * 16000), np.float32)]
+    if answer:
+        speech.append(synthesizer.synthesize(answer))
+    phone.set_speech(np.concatenate(speech), 16000)
+
+
+def place_choice_call(daemon, webhook) -> str:
+    status, body = daemon.request("POST", "/call", {
+        "message": MESSAGE, "extension": "phone", "callback_url": webhook.url,
+        "choice": CHOICE})
+    assert status == 200, body
+    return body["call_id"]
+
+
+@pytest.mark.parametrize(("answer", "value", "heard"), [
+    ("Yeah, that works.", "confirmed", "works"),
+    ("No, cancel it.", "cancelled", "cancel"),
+])
+def test_spoken_answer(start_daemon, phone, webhook, synthesizer, answer, value, heard):
+    phone_says(phone, synthesizer, answer)
+    daemon = start_daemon(phone)
+    call_id = place_choice_call(daemon, webhook)
+    payload = webhook.wait(1, timeout=90)[0]
+    assert payload["status"] == "completed", payload
+    assert payload["choice_response"] == value
+    assert heard in normalise_words(payload["choice_raw_text"])
+    record = daemon.request("GET", f"/call/{call_id}")[1]
+    assert record["choice_response"] == value
+    assert record["choice_raw_text"] == payload["choice_raw_text"]
+
+
+def test_silence_reprompts_then_gives_up(start_daemon, phone, webhook, synthesizer,
+                                         transcriber):
+    phone_says(phone, synthesizer, None)
+    daemon = start_daemon(phone)
+    place_choice_call(daemon, webhook)
+    payload = webhook.wait(1, timeout=90)[0]
+    assert payload["status"] == "completed"
+    assert payload["choice_response"] is None and payload["choice_raw_text"] is None
+    heard = normalise_words(transcriber.transcribe_file(phone.recording()))
+    # The prompt was asked twice, the second time after the apology.
+    assert heard.count("confirm") == 2, heard
+    apology = set(normalise_words(REPROMPT)) - {"i", "that"}
+    assert len(apology & set(heard)) >= 2, " ".join(heard)
+
+
+def test_keypad_answers_at_once(start_daemon, phone, webhook, synthesizer):
+    phone_says(phone, synthesizer, None)
+    daemon = start_daemon(phone)
+    place_choice_call(daemon, webhook)
+    phone.wait_event(CALL_ESTABLISHED)
+    phone.command("sndcode", "2")
+    payload = webhook.wait(1, timeout=90)[0]
+    assert payload["choice_response"] == "cancelled"
+    assert payload["choice_raw_text"] == "2"
+
+
+def test_speak_into_a_live_call(start_daemon, phone, webhook, transcriber):
+    daemon = start_daemon(phone)
+    message = "This is the first part of the message, which takes a few seconds to say."
+    daemon.request("POST", "/call", {"message": message, "extension": "phone",
+                                     "callback_url": webhook.url})
+    phone.wait_event(CALL_ESTABLISHED)
+    status, body = daemon.request(
+        "POST", "/speak?message=Attention:%20severe%20weather%20warning%20for%20Storm%20Lake.")
+    assert (status, body) == (200, {"success": True, "message": "Message spoken to call"})
+    phone.wait_event(CALL_CLOSED)
+    assert webhook.wait(1)[0]["status"] == "completed"
+
+    heard = normalise_words(transcriber.transcribe_file(phone.recording()))
+    assert "severe" in heard and "weather" in heard and "warning" in heard, heard
+    # The injected words come after the original message, not over it.
+    assert heard.index("first") < heard.index("severe"), heard
+    # Once the call is over, the same call_id is known but no longer live.
+    call_id = webhook.bodies[0]["call_id"]
+    status, body = daemon.request("POST", f"/speak?message=late&call_id={call_id}")
+    assert status == 409 and call_id in body["detail"]
