@@ -1,0 +1,1 @@
+"""sipassist.station: weather-station drivers over pyserial, one module per protocol."""

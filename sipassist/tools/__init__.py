@@ -1,0 +1,1 @@
+"""sipassist.tools: the tool registry and one module per tool."""
