@@ -13,6 +13,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import timezones
+
 DEFAULT_CONFIG_PATH = Path("/etc/sipassist/sipassist.toml")
 # JACK clients on the daemon's server: baresip's (one per call direction) and the bridge.
 JACK_BARESIP_CLIENT = "baresip"
@@ -128,6 +130,12 @@ class ListenSettings:
 
 
 @dataclass(frozen=True)
+class ToolSettings:
+    # IANA zone for spoken times (DATETIME, WEATHER); "" = the box's own zone.
+    timezone: str = ""
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     max_attempts: int = 8
     timeout_seconds: float = 10.0
@@ -153,6 +161,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     listening: ListenSettings = field(default_factory=ListenSettings)
+    tools: ToolSettings = field(default_factory=ToolSettings)
     calls: CallSettings = field(default_factory=CallSettings)
 
     @property
@@ -268,6 +277,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("listening.max_utterance_seconds: write 1 to 28")
     if not 1 <= listening.start_frames <= 50:
         raise ConfigError("listening.start_frames: write 1 to 50")
+    if settings.tools.timezone and not timezones.is_valid(settings.tools.timezone):
+        raise ConfigError(f"tools.timezone = {settings.tools.timezone!r}: write an IANA zone "
+                          "such as \"America/Chicago\", or \"\" for the box's own")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
@@ -286,6 +298,7 @@ _SECTIONS = {
     "models": ModelSettings,
     "webhooks": WebhookSettings,
     "listening": ListenSettings,
+    "tools": ToolSettings,
     "calls": CallSettings,
 }
 

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from .api.app import build_app
 from .api.server import ApiServer
 from .api.services import Services
+from .calls.placing import CallPlacer
 from .calls.queue import CallQueue
 from .calls.runner import ActiveCalls, CallRunner
 from .config import Settings
 from .models import resolve_asr_model, resolve_tts_voice
 from .store import Store
 from .telephony.switchboard import Switchboard
+from .timezones import system_timezone
+from .tools.calc import CalcTool
+from .tools.datetime_tool import DateTimeTool
+from .tools.registry import ToolRegistry
 from .voice.asr import Transcriber
 from .voice.tts import Synthesizer
 from .webhooks import WebhookSender
@@ -65,10 +70,17 @@ class Daemon:
         self.queue = CallQueue(self.calls_store, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished)
+        self.placer = CallPlacer(self.queue, s)
+        self.tools = ToolRegistry(self._build_tools())
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
-                            active=self.active, speak=self.tts.synthesize)
+                            placer=self.placer, active=self.active, speak=self.tts.synthesize,
+                            tools=self.tools)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stopped = threading.Event()
+
+    def _build_tools(self) -> list:
+        zone = self.settings.tools.timezone or system_timezone()
+        return [CalcTool(), DateTimeTool(zone)]
 
     def _call_finished(self, record) -> None:
         if record.callback_url:

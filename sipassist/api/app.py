@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bottle
 
-from . import calls, errors, health, speak
+from . import calls, errors, health, speak, tools
 from .services import Services
 
 
@@ -14,4 +14,5 @@ def build_app(services: Services) -> bottle.Bottle:
     health.install(app, services)
     calls.install(app, services)
     speak.install(app, services)
+    tools.install(app, services)
     return app

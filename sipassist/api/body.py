@@ -10,10 +10,12 @@ import bottle
 from .errors import ApiError
 
 
-def json_object(allowed: set[str]) -> dict[str, Any]:
+def json_object(allowed: set[str], allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object with no fields outside `allowed`."""
     raw = bottle.request.body.read()
     if not raw.strip():
+        if allow_empty:
+            return {}
         raise ApiError(400, "request body is empty: send a JSON object")
     try:
         data = json.loads(raw)

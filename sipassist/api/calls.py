@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import bottle
 
 from ..calls.model import CallRecord
 from ..calls.queue import DuplicateCallId, QueueFull
-from ..calls.targets import TargetError, dial_uri
+from ..calls.targets import TargetError
+from ..config import Settings
 from ..voice.choice import ChoiceError, ChoiceSpec
 from ..webhooks import validate_callback_url
 from . import body
@@ -17,6 +19,31 @@ from .services import Services
 
 CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 CALL_FIELDS = {"message", "extension", "callback_url", "ring_timeout", "call_id", "choice"}
+
+
+def callback_url(data: dict) -> str | None:
+    url = body.text(data, "callback_url", max_length=4096) or None
+    if url is not None and (problem := validate_callback_url(url)):
+        raise ApiError(400, problem)
+    return url
+
+
+def ring_timeout(data: dict, settings: Settings) -> int:
+    return body.integer(data, "ring_timeout", default=settings.calls.default_ring_timeout,
+                        low=1, high=settings.calls.max_ring_timeout)
+
+
+def place(services: Services, **request: Any) -> tuple[CallRecord, int | None]:
+    """Queue a call, turning each refusal into the API error that explains it."""
+    try:
+        return services.placer.place(**request)
+    except TargetError as exc:
+        raise ApiError(400, str(exc)) from None
+    except DuplicateCallId as exc:
+        raise ApiError(409, f"call_id '{exc}' is already used; "
+                            "choose another or leave it out") from None
+    except QueueFull as exc:
+        raise ApiError(503, f"{exc}; try again later") from None
 
 
 def install(app: bottle.Bottle, services: Services) -> None:
@@ -28,18 +55,8 @@ def install(app: bottle.Bottle, services: Services) -> None:
         message = body.text(data, "message", required=True)
         extension = body.text(data, "extension", required=True, max_length=512,
                               strip=False)
-        try:
-            uri = dial_uri(extension, settings.sip.dial_host)
-        except TargetError as exc:
-            raise ApiError(400, str(exc)) from None
-        callback_url = body.text(data, "callback_url", max_length=4096) or None
-        if callback_url is not None:
-            problem = validate_callback_url(callback_url)
-            if problem:
-                raise ApiError(400, problem)
-        ring_timeout = body.integer(data, "ring_timeout",
-                                    default=settings.calls.default_ring_timeout,
-                                    low=1, high=settings.calls.max_ring_timeout)
+        url = callback_url(data)
+        timeout = ring_timeout(data, settings)
         call_id = body.text(data, "call_id", max_length=64)
         if call_id is not None and not CALL_ID.fullmatch(call_id):
             raise ApiError(400, "call_id may hold only letters, digits, '.', '_' and '-' "
@@ -51,18 +68,10 @@ def install(app: bottle.Bottle, services: Services) -> None:
                                                  settings.listening.max_choice_timeout)
             except ChoiceError as exc:
                 raise ApiError(400, str(exc)) from None
-        record = CallRecord(
-            call_id=call_id or "", extension=extension,
-            dial_uri=uri, message=message, seq=0, callback_url=callback_url,
-            ring_timeout=ring_timeout, choice=choice.to_document() if choice else None,
-        )
-        try:
-            record, position = services.queue.submit(record)
-        except DuplicateCallId:
-            raise ApiError(409, f"call_id '{record.call_id}' is already used; "
-                                "choose another or leave it out") from None
-        except QueueFull as exc:
-            raise ApiError(503, f"{exc}; try again later") from None
+        record, position = place(
+            services, extension=extension, message=message, callback_url=url,
+            ring_timeout=timeout, call_id=call_id or "",
+            choice=choice.to_document() if choice else None)
         return {
             "call_id": record.call_id,
             "status": record.status,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..calls.placing import CallPlacer
 from ..calls.queue import CallQueue
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
 from ..telephony.switchboard import Switchboard
+from ..tools.registry import ToolRegistry
 
 
 @dataclass(frozen=True)
@@ -15,5 +17,7 @@ class Services:
     settings: Settings
     switchboard: Switchboard
     queue: CallQueue
+    placer: CallPlacer
     active: ActiveCalls
     speak: Speak
+    tools: ToolRegistry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bottle
 
 from ..calls.model import IN_PROGRESS
+from ..calls.session import CallSession
 from .errors import ApiError
 from .services import Services
 
@@ -13,9 +14,34 @@ PLAY_MARGIN_SECONDS = 30  # beyond the audio's own length, for what is queued be
 ANSWER_GRACE_SECONDS = 2.0  # a call answered a moment ago is still connecting its audio
 
 
-def install(app: bottle.Bottle, services: Services) -> None:
-    rate = services.settings.audio.sample_rate
+def find_session(services: Services, call_id: str | None) -> CallSession:
+    """The named live call, or the latest one; 404 for an unknown id, 409 for none live."""
+    if call_id:
+        record = services.queue.get(call_id)
+        if record is None:
+            raise ApiError(404, f"Call '{call_id}' not found")
+        answered = record.status == IN_PROGRESS
+        session = services.active.get(call_id, wait=ANSWER_GRACE_SECONDS if answered else 0)
+        if session is None:
+            raise ApiError(409, f"Call '{call_id}' is not in progress")
+        return session
+    answered = services.queue.in_progress()
+    session = services.active.latest(wait=ANSWER_GRACE_SECONDS if answered else 0)
+    if session is None:
+        raise ApiError(409, "No call is active; place one with POST /call")
+    return session
 
+
+def say(services: Services, session: CallSession, message: str) -> bool:
+    """Queue speech after what is playing and wait until it has been heard."""
+    samples = services.speak(message)
+    playback = session.enqueue(samples)
+    rate = services.settings.audio.sample_rate
+    played = playback.done.wait(len(samples) / rate + PLAY_MARGIN_SECONDS)
+    return played and not playback.interrupted
+
+
+def install(app: bottle.Bottle, services: Services) -> None:
     @app.post("/speak")
     def speak() -> dict:
         message = (bottle.request.query.getunicode("message") or "").strip()
@@ -24,22 +50,7 @@ def install(app: bottle.Bottle, services: Services) -> None:
             raise ApiError(400, "message is required: POST /speak?message=Hello")
         if len(message) > MAX_MESSAGE:
             raise ApiError(400, f"message is longer than {MAX_MESSAGE} characters")
-        if call_id:
-            record = services.queue.get(call_id)
-            if record is None:
-                raise ApiError(404, f"Call '{call_id}' not found")
-            answered = record.status == IN_PROGRESS
-            session = services.active.get(call_id, wait=ANSWER_GRACE_SECONDS if answered else 0)
-            if session is None:
-                raise ApiError(409, f"Call '{call_id}' is not in progress")
-        else:
-            answered = services.queue.in_progress()
-            session = services.active.latest(wait=ANSWER_GRACE_SECONDS if answered else 0)
-            if session is None:
-                raise ApiError(409, "No call is active; place one with POST /call")
-        samples = services.speak(message)
-        playback = session.enqueue(samples)
-        played = playback.done.wait(len(samples) / rate + PLAY_MARGIN_SECONDS)
-        if not played or playback.interrupted:
+        session = find_session(services, call_id)
+        if not say(services, session, message):
             raise ApiError(409, f"Call '{session.call_id}' ended before the message was spoken")
         return {"success": True, "message": "Message spoken to call"}
