@@ -1,4 +1,4 @@
-"""Command line: `sipassist run`, `sipassist models`."""
+"""Command line: `sipassist run`, `sipassist models`, `sipassist bench asr`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    settings = load(args.config)
+    if args.what == "asr":
+        from .bench.asr import run
+
+        return run(settings, repeat=args.repeat, json_path=args.json)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sipassist", description=__doc__)
     parser.add_argument("--version", action="version", version=f"sipassist {__version__}")
@@ -49,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--config", type=Path, default=None,
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
+    bench = commands.add_parser("bench", help="measure the installed models on this machine")
+    bench.add_argument("what", choices=["asr"], help="asr: Whisper latency and word error rate")
+    bench.add_argument("--config", type=Path, default=None,
+                       help="config file (default /etc/sipassist/sipassist.toml if present)")
+    bench.add_argument("--json", type=Path, default=None, metavar="PATH",
+                       help="also write the rows as JSON to PATH")
+    bench.add_argument("--repeat", type=int, default=3, metavar="N",
+                       help="runs per sentence and path; the median is reported (default 3)")
+    bench.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
+import time
 import threading
 from dataclasses import dataclass
 
@@ -24,20 +24,10 @@ from .tools.datetime_tool import DateTimeTool
 from .tools.registry import ToolRegistry
 from .voice.asr import Transcriber
 from .voice.tts import Synthesizer
+from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
-
-
-def notify(message: str) -> None:
-    """sd_notify when running under systemd; a no-op elsewhere."""
-    if not os.environ.get("NOTIFY_SOCKET"):
-        return
-    try:
-        from systemd import daemon as systemd_daemon
-    except ImportError:
-        return
-    systemd_daemon.notify(message)
 
 
 @dataclass
@@ -76,7 +66,8 @@ class Daemon:
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
                             tools=self.tools)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
-        self._stopped = threading.Event()
+        self._stop_requested = threading.Event()
+        self.watchdog: Watchdog | None = None
 
     def _build_tools(self) -> list:
         zone = self.settings.tools.timezone or system_timezone()
@@ -86,20 +77,43 @@ class Daemon:
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
 
-    def start(self) -> None:
+    def start(self, ready_timeout: float | None = None) -> bool:
+        """Start everything; True once telephony (and registration, if any) is up."""
+        notify("STATUS=Starting jackd and baresip")
         self.webhooks.start()
         self.switchboard.start()
         self.queue.start()
         self.api.start()
-        if self.switchboard.wait_ready(20):
+        ready = self._wait_healthy(ready_timeout)
+        if ready:
             log.info("sipassist is ready")
-        else:
-            log.warning("telephony is not ready yet; queued calls wait until it is")
-        notify("READY=1\nSTATUS=Ready: API on port %d" % self.api.port)
+            notify(f"READY=1\nSTATUS={self.status_line()}")
+        interval = watchdog_interval()
+        if interval:
+            self.watchdog = Watchdog(self.switchboard.health_problem, self.status_line, interval)
+            self.watchdog.start()
+        return ready
+
+    def _wait_healthy(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            if self.switchboard.wait_ready(1.0) and self.switchboard.health_problem() is None:
+                return True
+            if self._stop_requested.is_set():
+                return False
+        return False
+
+    def status_line(self) -> str:
+        queue = self.queue.status()
+        registered = "registered" if self.switchboard.sip_registered else "not registered"
+        return (f"Ready: API on port {self.api.port}, SIP {registered}, "
+                f"{queue['active']} active call(s), {queue['pending']} queued")
 
     def stop(self) -> None:
         notify("STOPPING=1")
         log.info("stopping")
+        if self.watchdog:
+            self.watchdog.stop()
         self.api.stop()
         self.queue.stop(timeout=2)
         self.switchboard.stop()
@@ -107,12 +121,10 @@ class Daemon:
         self.webhooks.stop()
         self.calls_store.close()
         self.webhooks_store.close()
-        self._stopped.set()
 
     def run_until_signalled(self) -> None:
-        stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, lambda *_: self._stop_requested.set())
         self.start()
-        stop.wait()
+        self._stop_requested.wait()
         self.stop()

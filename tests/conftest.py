@@ -98,8 +98,7 @@ class RunningDaemon:
     def __init__(self, settings: config.Settings, synthesizer, transcriber) -> None:
         self.settings = settings
         self.daemon = Daemon(settings, synthesizer=synthesizer, transcriber=transcriber)
-        self.daemon.start()
-        assert self.daemon.switchboard.wait_ready(20), "telephony did not come up"
+        assert self.daemon.start(ready_timeout=30), "telephony did not come up"
         self.url = f"http://127.0.0.1:{settings.api.port}"
 
     def request(self, method: str, path: str, body: object = None,

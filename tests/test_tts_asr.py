@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 import threading
 import time
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,40 +14,13 @@ import pytest
 from sipassist.config import ModelSettings
 from sipassist.models import resolve_asr_model, resolve_tts_voice
 from sipassist.voice.asr import Transcriber, normalise_words, read_wav, word_error_rate
-from sipassist.voice.resample import resample, to_float32, to_pcm16
+from sipassist.voice.resample import resample, to_pcm16
 from sipassist.voice.tts import Synthesizer
+
+from .audio_helpers import mulaw_decode, mulaw_encode, write_wav
 
 TEXT = "Hello, this is a reminder about your appointment tomorrow at two."
 RATE = 16000
-
-
-# --- G.711 mu-law, as a phone line would carry the audio ---------------------------------------
-
-_BIAS, _CLIP = 0x84, 32635
-
-
-def mulaw_encode(samples: np.ndarray) -> np.ndarray:
-    x = np.frombuffer(to_pcm16(samples), "<i2").astype(np.int32)
-    sign = (x < 0).astype(np.int32)
-    magnitude = np.minimum(np.abs(x), _CLIP) + _BIAS
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~((sign << 7) | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
-
-
-def mulaw_decode(codes: np.ndarray) -> np.ndarray:
-    b = ~codes.astype(np.int32) & 0xFF
-    exponent, mantissa = (b >> 4) & 0x07, b & 0x0F
-    magnitude = (((mantissa << 3) + _BIAS) << exponent) - _BIAS
-    return to_float32(np.where(b & 0x80, -magnitude, magnitude).astype(np.int16))
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(to_pcm16(samples))
 
 
 # --- fixtures: each model loads once per session ----------------------------------------------

@@ -118,6 +118,22 @@ class Switchboard:
         self.bridge.close()
         self.jackd.stop()
 
+    def health_problem(self) -> str | None:
+        """None when jackd, the bridge and baresip all answer; else what is wrong."""
+        if self.jackd.pid is None:
+            return "jackd is not running"
+        if not self.bridge.alive:
+            return "the JACK bridge is not connected"
+        try:
+            result = self._require_ctrl().command("reginfo", timeout=3)
+        except CtrlError as exc:
+            return str(exc)
+        if not result.ok:
+            return "baresip did not answer reginfo"
+        if self.settings.sip.registrar and not self._registered:
+            return f"not registered with {self.settings.sip.registrar.domain}"
+        return None
+
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
 

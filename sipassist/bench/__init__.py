@@ -1,0 +1,1 @@
+"""Benchmarks run by `sipassist bench ...` on the machine itself, with the installed models."""
