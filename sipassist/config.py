@@ -136,6 +136,14 @@ class ToolSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    # A run found this late (the daemon was down) still fires; later ones are "missed".
+    grace_seconds: float = 300.0
+    # Zone of an at_time given without one, as the contract says.
+    default_timezone: str = "America/Los_Angeles"
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     max_attempts: int = 8
     timeout_seconds: float = 10.0
@@ -162,11 +170,16 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     listening: ListenSettings = field(default_factory=ListenSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     calls: CallSettings = field(default_factory=CallSettings)
 
     @property
     def calls_db(self) -> Path:
         return self.paths.state_dir / "calls.json"
+
+    @property
+    def schedules_db(self) -> Path:
+        return self.paths.state_dir / "schedules.json"
 
     @property
     def webhooks_db(self) -> Path:
@@ -280,6 +293,11 @@ def _validate(settings: Settings) -> None:
     if settings.tools.timezone and not timezones.is_valid(settings.tools.timezone):
         raise ConfigError(f"tools.timezone = {settings.tools.timezone!r}: write an IANA zone "
                           "such as \"America/Chicago\", or \"\" for the box's own")
+    if not timezones.is_valid(settings.schedule.default_timezone):
+        raise ConfigError("schedule.default_timezone: write an IANA zone such as "
+                          "\"America/Los_Angeles\"")
+    if settings.schedule.grace_seconds < 0:
+        raise ConfigError("schedule.grace_seconds: write 0 or more")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
@@ -299,6 +317,7 @@ _SECTIONS = {
     "webhooks": WebhookSettings,
     "listening": ListenSettings,
     "tools": ToolSettings,
+    "schedule": ScheduleSettings,
     "calls": CallSettings,
 }
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from .api.app import build_app
 from .api.server import ApiServer
 from .api.services import Services
+from .calls.model import CallRecord
 from .calls.placing import CallPlacer
 from .calls.queue import CallQueue
 from .calls.runner import ActiveCalls, CallRunner
+from .calls.scheduled import ScheduledCalls
 from .config import Settings
 from .models import resolve_asr_model, resolve_tts_voice
 from .store import Store
@@ -22,6 +24,7 @@ from .timezones import system_timezone
 from .tools.calc import CalcTool
 from .tools.datetime_tool import DateTimeTool
 from .tools.registry import ToolRegistry
+from .tools.timer import TimerTool
 from .voice.asr import Transcriber
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
@@ -61,21 +64,24 @@ class Daemon:
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished)
         self.placer = CallPlacer(self.queue, s)
-        self.tools = ToolRegistry(self._build_tools())
+        zone = s.tools.timezone or system_timezone()
+        self.tools = ToolRegistry([CalcTool(), DateTimeTool(zone)])
+        self.schedules_store = Store(s.schedules_db)
+        self.schedules = ScheduledCalls(self.schedules_store, self.placer, self.tools,
+                                        self.webhooks, s.schedule)
+        # The timer is a one-shot schedule; schedules may in turn run tools.
+        self.tools.add(TimerTool(self.schedules.scheduler, zone))
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
-                            tools=self.tools)
+                            tools=self.tools, schedules=self.schedules)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None
 
-    def _build_tools(self) -> list:
-        zone = self.settings.tools.timezone or system_timezone()
-        return [CalcTool(), DateTimeTool(zone)]
-
-    def _call_finished(self, record) -> None:
+    def _call_finished(self, record: CallRecord) -> None:
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
+        self.schedules.call_finished(record)
 
     def start(self, ready_timeout: float | None = None) -> bool:
         """Start everything; True once telephony (and registration, if any) is up."""
@@ -83,6 +89,7 @@ class Daemon:
         self.webhooks.start()
         self.switchboard.start()
         self.queue.start()
+        self.schedules.start()
         self.api.start()
         ready = self._wait_healthy(ready_timeout)
         if ready:
@@ -115,12 +122,14 @@ class Daemon:
         if self.watchdog:
             self.watchdog.stop()
         self.api.stop()
+        self.schedules.stop()
         self.queue.stop(timeout=2)
         self.switchboard.stop()
         self.queue.stop(timeout=10)
         self.webhooks.stop()
         self.calls_store.close()
         self.webhooks_store.close()
+        self.schedules_store.close()
 
     def run_until_signalled(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):

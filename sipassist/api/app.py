@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bottle
 
-from . import calls, errors, health, speak, tools
+from . import calls, errors, health, schedule, speak, tools
 from .services import Services
 
 
@@ -15,4 +15,5 @@ def build_app(services: Services) -> bottle.Bottle:
     calls.install(app, services)
     speak.install(app, services)
     tools.install(app, services)
+    schedule.install(app, services)
     return app

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..calls.placing import CallPlacer
 from ..calls.queue import CallQueue
+from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
 from ..telephony.switchboard import Switchboard
@@ -21,3 +22,4 @@ class Services:
     active: ActiveCalls
     speak: Speak
     tools: ToolRegistry
+    schedules: ScheduledCalls

@@ -11,6 +11,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class JackBridge:
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
         self._names = itertools.count(1)
+        self._cycles = 0  # process callbacks run so far
 
     @property
     def alive(self) -> bool:
@@ -139,8 +141,10 @@ class JackBridge:
         self._client = client
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        self._calls = ()
+        # Under the lock: a call detaching at the same time must not touch a closed client.
+        with self._lock:
+            client, self._client = self._client, None
+            self._calls = ()
         if client is not None:
             try:
                 client.deactivate()
@@ -173,6 +177,9 @@ class JackBridge:
         audio.stop_playback()
         with self._lock:
             self._calls = tuple(c for c in self._calls if c is not audio)
+            # The process thread may still hold the old tuple: let it finish that cycle before
+            # the ports go, or it would read a buffer JACK has already freed.
+            self._wait_cycles(2)
             if self._client is not None and not self._shutdown.is_set():
                 for port in (audio.inport, audio.outport):
                     try:
@@ -215,6 +222,13 @@ class JackBridge:
     def _process(self, frames: int) -> None:
         for audio in self._calls:
             audio.process(frames)
+        self._cycles += 1
+
+    def _wait_cycles(self, count: int, timeout: float = 0.5) -> None:
+        target = self._cycles + count
+        deadline = time.monotonic() + timeout
+        while self._cycles < target and time.monotonic() < deadline and self.alive:
+            time.sleep(0.005)
 
     def _on_port_change(self, port: jack.Port | None, register: bool) -> None:
         with self._changed:

@@ -11,6 +11,9 @@ class ToolRegistry:
     def __init__(self, tools: list[Tool]) -> None:
         self._tools = {tool.name: tool for tool in tools}
 
+    def add(self, tool: Tool) -> None:
+        self._tools[tool.name] = tool
+
     @property
     def names(self) -> list[str]:
         return sorted(self._tools)
