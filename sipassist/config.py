@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import timezones
+from .station.settings import StationSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/sipassist/sipassist.toml")
 # JACK clients on the daemon's server: baresip's (one per call direction) and the bridge.
@@ -171,6 +172,7 @@ class Settings:
     listening: ListenSettings = field(default_factory=ListenSettings)
     tools: ToolSettings = field(default_factory=ToolSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    station: StationSettings = field(default_factory=StationSettings)
     calls: CallSettings = field(default_factory=CallSettings)
 
     @property
@@ -298,6 +300,10 @@ def _validate(settings: Settings) -> None:
                           "\"America/Los_Angeles\"")
     if settings.schedule.grace_seconds < 0:
         raise ConfigError("schedule.grace_seconds: write 0 or more")
+    try:
+        settings.station.validate()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
@@ -318,6 +324,7 @@ _SECTIONS = {
     "listening": ListenSettings,
     "tools": ToolSettings,
     "schedule": ScheduleSettings,
+    "station": StationSettings,
     "calls": CallSettings,
 }
 

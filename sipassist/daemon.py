@@ -6,7 +6,7 @@ import logging
 import signal
 import time
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .api.app import build_app
 from .api.server import ApiServer
@@ -25,6 +25,7 @@ from .tools.calc import CalcTool
 from .tools.datetime_tool import DateTimeTool
 from .tools.registry import ToolRegistry
 from .tools.timer import TimerTool
+from .tools.weather import WeatherTool
 from .voice.asr import Transcriber
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
@@ -65,7 +66,9 @@ class Daemon:
                                on_finished=self._call_finished)
         self.placer = CallPlacer(self.queue, s)
         zone = s.tools.timezone or system_timezone()
-        self.tools = ToolRegistry([CalcTool(), DateTimeTool(zone)])
+        # The station's readings are spoken in its own zone, else the box's.
+        self.weather = WeatherTool(replace(s.station, timezone=s.station.timezone or zone))
+        self.tools = ToolRegistry([CalcTool(), DateTimeTool(zone), self.weather])
         self.schedules_store = Store(s.schedules_db)
         self.schedules = ScheduledCalls(self.schedules_store, self.placer, self.tools,
                                         self.webhooks, s.schedule)
@@ -90,6 +93,8 @@ class Daemon:
         self.switchboard.start()
         self.queue.start()
         self.schedules.start()
+        if self.weather.enabled:
+            self.weather.start()
         self.api.start()
         ready = self._wait_healthy(ready_timeout)
         if ready:
@@ -127,6 +132,7 @@ class Daemon:
         self.switchboard.stop()
         self.queue.stop(timeout=10)
         self.webhooks.stop()
+        self.weather.close()
         self.calls_store.close()
         self.webhooks_store.close()
         self.schedules_store.close()

@@ -208,7 +208,8 @@ class Switchboard:
     def _on_message(self, message: object) -> None:
         """Runs on the ctrl reader thread: route, never block."""
         if isinstance(message, Disconnected):
-            log.warning("ctrl_tcp: %s", message.reason)
+            if not self._stopping.is_set():
+                log.warning("ctrl_tcp: %s", message.reason)
             self._link_down()
             return
         assert isinstance(message, BaresipEvent)

@@ -99,6 +99,8 @@ class WeatherTool:
     def __init__(self, settings: StationSettings, reader: StationReader | None = None) -> None:
         self.settings = settings
         self.enabled = settings.enabled
+        self.disabled_reason = "" if self.enabled else (
+            "no weather station is configured: set [station] protocol and port in the config")
         self._reader = reader
         self._lock = threading.Lock()
         try:
