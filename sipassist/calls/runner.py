@@ -13,7 +13,7 @@ from ..config import CallSettings, ListenSettings
 from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
-from ..telephony.switchboard import LinkLost, OutboundCall, Switchboard
+from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
 from ..voice.choice import ChoiceSpec
 from ..voice.vad import Utterance
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, NO_ANSWER, RINGING, CallRecord, iso, utc_now
@@ -101,7 +101,7 @@ class CallRunner:
         finally:
             self.switchboard.finish(call)
 
-    def _ring(self, call: OutboundCall, ring_timeout: int) -> tuple[str, str | None] | None:
+    def _ring(self, call: PhoneCall, ring_timeout: int) -> tuple[str, str | None] | None:
         """None once answered; otherwise the final (status, error)."""
         deadline = time.monotonic() + ring_timeout
         while True:
@@ -121,7 +121,7 @@ class CallRunner:
                     return BUSY, None
                 return FAILED, f"call failed: {reason}"
 
-    def _answered(self, record: CallRecord, call: OutboundCall, speech: np.ndarray,
+    def _answered(self, record: CallRecord, call: PhoneCall, speech: np.ndarray,
                   update: Callable[..., CallRecord]) -> CallRecord:
         try:
             audio = self.switchboard.bridge.attach()
@@ -184,7 +184,7 @@ class CallRunner:
     def _silence(self, seconds: float) -> np.ndarray:
         return np.zeros(int(seconds * self.sample_rate), dtype=np.float32)
 
-    def _wait_closed(self, call: OutboundCall, timeout: float = 5.0) -> None:
+    def _wait_closed(self, call: PhoneCall, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while not call.closed:
             event = call.next_event(max(0.0, deadline - time.monotonic()))

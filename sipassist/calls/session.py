@@ -12,7 +12,7 @@ import numpy as np
 
 from ..telephony.bridge import CallAudio, Playback
 from ..telephony.events import CALL_CLOSED, CALL_DTMF_START, BaresipEvent
-from ..telephony.switchboard import LinkLost, OutboundCall
+from ..telephony.switchboard import LinkLost, PhoneCall
 from ..config import ListenSettings
 from ..voice.vad import Endpointer, Utterance
 
@@ -34,7 +34,7 @@ class KeyPress:
 
 
 class CallSession:
-    def __init__(self, call_id: str, call: OutboundCall, audio: CallAudio) -> None:
+    def __init__(self, call_id: str, call: PhoneCall, audio: CallAudio) -> None:
         self.call_id = call_id
         self.call = call
         self.audio = audio

@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jack
@@ -43,12 +44,13 @@ class LinkLost:
     reason: str
 
 
-class OutboundCall:
-    """One dialed call; its events arrive on `events` in order."""
+class PhoneCall:
+    """One call, dialed or answered; its events arrive on `events` in order."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, direction: str = "outgoing", baresip_id: str = "") -> None:
         self.uri = uri
-        self.baresip_id = ""
+        self.direction = direction
+        self.baresip_id = baresip_id
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
 
@@ -85,10 +87,12 @@ class Switchboard:
         self._stopping = threading.Event()
         self._dial_lock = threading.Lock()
         self._calls_lock = threading.Lock()
-        self._unbound: list[OutboundCall] = []
-        self._calls: dict[str, OutboundCall] = {}
+        self._unbound: list[PhoneCall] = []
+        self._calls: dict[str, PhoneCall] = {}
         self._registered = False
         self._bridge_jackd_pid: int | None = None
+        # Set by the daemon: runs (on its own thread) for each incoming call.
+        self.on_incoming: Callable[[PhoneCall], None] | None = None
         self._monitor: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -155,9 +159,9 @@ class Switchboard:
 
     # -- calls -------------------------------------------------------------------------------
 
-    def dial(self, uri: str) -> OutboundCall:
+    def dial(self, uri: str) -> PhoneCall:
         """Start a call to an already validated SIP URI."""
-        call = OutboundCall(uri)
+        call = PhoneCall(uri)
         with self._dial_lock:
             ctrl = self._require_ctrl()
             with self._calls_lock:
@@ -172,7 +176,17 @@ class Switchboard:
                 raise CtrlError(f"baresip refused to dial: {result.data.strip() or 'no reason'}")
         return call
 
-    def hangup(self, call: OutboundCall) -> None:
+    def accept(self, call: PhoneCall) -> None:
+        """Answer an incoming call (baresip 1.0 accepts the one ringing)."""
+        result = self._require_ctrl().command("accept")
+        if not result.ok:
+            raise CtrlError(f"baresip could not accept the call: {result.data.strip()}")
+
+    def reject(self, call: PhoneCall) -> None:
+        """Refuse an incoming call before answering: the caller hears busy (486)."""
+        self.hangup(call)
+
+    def hangup(self, call: PhoneCall) -> None:
         if call.closed:
             return
         try:
@@ -181,7 +195,7 @@ class Switchboard:
         except CtrlError as exc:
             log.warning("hangup failed: %s", exc)
 
-    def finish(self, call: OutboundCall) -> None:
+    def finish(self, call: PhoneCall) -> None:
         """The runner is done with the call: stop routing its events."""
         self._forget(call)
 
@@ -198,7 +212,7 @@ class Switchboard:
             raise CtrlError("baresip is not running (it is being restarted)")
         return ctrl
 
-    def _forget(self, call: OutboundCall) -> None:
+    def _forget(self, call: PhoneCall) -> None:
         with self._calls_lock:
             if call in self._unbound:
                 self._unbound.remove(call)
@@ -221,9 +235,9 @@ class Switchboard:
         elif event.type == REGISTER_FAIL:
             log.warning("registration failed for %s: %s", event.account, event.param)
             self._registered = False
-        elif event.type == CALL_INCOMING:
-            log.info("incoming call from %s is not answered (inbound calls come later)",
-                     event.peer_uri)
+        elif event.type == CALL_INCOMING and event.call_id:
+            self._incoming(event)
+            return
         if not event.call_id:
             return
         call = self._route(event)
@@ -233,7 +247,20 @@ class Switchboard:
             call.closed = True
         call.events.put(event)
 
-    def _route(self, event: BaresipEvent) -> OutboundCall | None:
+    def _incoming(self, event: BaresipEvent) -> None:
+        call = PhoneCall(event.peer_uri, "incoming", event.call_id)
+        with self._calls_lock:
+            self._calls[event.call_id] = call
+        handler = self.on_incoming
+        if handler is None:
+            log.info("incoming call from %s: nobody takes calls; rejecting", event.peer_uri)
+            threading.Thread(target=self.reject, args=(call,), daemon=True).start()
+            return
+        # Off the reader thread: the handler talks to baresip and waits for events.
+        threading.Thread(target=handler, args=(call,), name=f"inbound-{event.call_id}",
+                         daemon=True).start()
+
+    def _route(self, event: BaresipEvent) -> PhoneCall | None:
         with self._calls_lock:
             call = self._calls.get(event.call_id)
             if call is None and event.direction == "outgoing" and self._unbound:

@@ -1,0 +1,120 @@
+"""The language model for what the plain intents do not cover, streamed sentence by sentence.
+
+Local by default (llama-cpp-python with a GGUF model); an OpenAI-compatible server (llama.cpp
+server, vLLM, Ollama) by config. The system prompt stays the same on every turn, so the local
+model reuses its KV cache and only evaluates the new turns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import urllib.request
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are a friendly voice assistant answering a telephone call. Reply in one or two short "
+    "spoken sentences with no lists, markdown or emoji. You do not know the current time, date "
+    "or weather, and never guess them or any other fact you are unsure of: say you cannot "
+    "check that."
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+Message = dict[str, str]
+
+
+class Chat(Protocol):
+    def reply(self, history: list[Message]) -> Iterator[str]: ...
+
+
+def sentences(pieces: Iterable[str]) -> Iterator[str]:
+    """Regroup streamed text pieces into whole sentences, as soon as each is complete."""
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        parts = _SENTENCE_END.split(buffer)
+        for sentence in parts[:-1]:
+            if sentence.strip():
+                yield sentence.strip()
+        buffer = parts[-1]
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def clean(text: str) -> str:
+    """Drop what should not be read aloud (markdown, emoji)."""
+    text = re.sub(r"[*_`#>|]+", "", text)
+    return re.sub(r"[^\x00-\u024f\u2018-\u201d]", "", text).strip()
+
+
+class LocalChat:
+    """llama-cpp-python, loaded once; one turn at a time (the model is not re-entrant)."""
+
+    def __init__(self, model_path: Path, threads: int = 2, context: int = 2048,
+                 max_tokens: int = 80) -> None:
+        from llama_cpp import Llama
+
+        self.max_tokens = max_tokens
+        self._llm = Llama(model_path=str(model_path), n_ctx=context, n_threads=threads,
+                          n_batch=64, flash_attn=True, verbose=False)
+        self._lock = threading.Lock()
+        # Evaluate the system prompt now, so the first caller does not wait for it.
+        list(self.reply([{"role": "user", "content": "Hi"}]))
+
+    def reply(self, history: list[Message]) -> Iterator[str]:
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, *history]
+        with self._lock:
+            stream = self._llm.create_chat_completion(
+                messages=messages, stream=True, max_tokens=self.max_tokens, temperature=0.3)
+            pieces = (chunk["choices"][0]["delta"].get("content") or "" for chunk in stream)
+            for sentence in sentences(pieces):
+                if text := clean(sentence):
+                    yield text
+
+
+class RemoteChat:
+    """An OpenAI-compatible /v1/chat/completions endpoint, streamed (server-sent events)."""
+
+    def __init__(self, url: str, model: str, api_key: str = "", timeout: float = 30.0,
+                 max_tokens: int = 80) -> None:
+        self.url = url.rstrip("/") + "/v1/chat/completions"
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_tokens = max_tokens
+
+    def reply(self, history: list[Message]) -> Iterator[str]:
+        body = json.dumps({
+            "model": self.model, "stream": True, "max_tokens": self.max_tokens,
+            "temperature": 0.3,
+            "messages": [{"role": "system", "content": SYSTEM_PROMPT}, *history],
+        }).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.url, body, headers)
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            for sentence in sentences(self._pieces(response)):
+                if text := clean(sentence):
+                    yield text
+
+    @staticmethod
+    def _pieces(response) -> Iterator[str]:
+        for raw in response:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                delta = json.loads(data)["choices"][0].get("delta", {})
+            except (ValueError, KeyError, IndexError):
+                continue
+            yield delta.get("content") or ""
