@@ -78,6 +78,8 @@ class SipSettings:
 class ApiSettings:
     host: str = "0.0.0.0"
     port: int = 8080
+    # Bearer token every endpoint but GET /health requires; "" = no authentication.
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,31 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class ConversationSettings:
+    """Inbound calls: the dialogue with a caller."""
+
+    greeting: str = "Hello, this is your assistant. How can I help?"
+    idle_seconds: float = 12.0  # silence before asking "are you still there?"
+    max_call_seconds: float = 600.0
+    barge_in_frames: int = 8  # 20 ms voiced frames in a row that interrupt our speech
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    # "local" (llama-cpp-python), "remote" (an OpenAI-compatible server) or "none".
+    backend: str = "local"
+    # "qwen-0.5b", "qwen-1.5b" or a path to a GGUF file (backend "local").
+    model: str = "qwen-0.5b"
+    threads: int = 2
+    context: int = 2048
+    max_tokens: int = 80
+    # backend "remote": base URL (…/v1/chat/completions is added), model name, optional key.
+    url: str = ""
+    remote_model: str = ""
+    api_key: str = ""
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     max_attempts: int = 8
     timeout_seconds: float = 10.0
@@ -173,6 +200,8 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     station: StationSettings = field(default_factory=StationSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
     calls: CallSettings = field(default_factory=CallSettings)
 
     @property
@@ -271,6 +300,10 @@ def _validate(settings: Settings) -> None:
             raise ConfigError("sip.registrar.register_interval: write 30 seconds or more")
     if not 0 < settings.api.port < 65536:
         raise ConfigError(f"api.port = {settings.api.port}: write a TCP port between 1 and 65535")
+    if settings.api.token and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,256}", settings.api.token):
+        raise ConfigError("api.token: write 16 to 256 letters, digits or -._~+/= (for example"
+                          " the output of python3 -c 'import secrets;"
+                          " print(secrets.token_urlsafe(32))'), or \"\" for no authentication")
     if settings.audio.sample_rate not in (8000, 16000, 48000):
         raise ConfigError("audio.sample_rate: write 16000 (or 8000 / 48000)")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", settings.audio.jack_server):
@@ -304,6 +337,18 @@ def _validate(settings: Settings) -> None:
         settings.station.validate()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    llm = settings.llm
+    if llm.backend not in ("local", "remote", "none"):
+        raise ConfigError(f"llm.backend = {llm.backend!r}: write \"local\", \"remote\" or \"none\"")
+    if llm.backend == "remote" and not re.fullmatch(r"https?://[^\s]+", llm.url):
+        raise ConfigError("llm.url: backend \"remote\" needs the server's base URL, "
+                          "for example \"http://192.168.1.9:8000\"")
+    if not 1 <= llm.threads <= 16:
+        raise ConfigError("llm.threads: write 1 to 16")
+    if settings.conversation.max_call_seconds < 10:
+        raise ConfigError("conversation.max_call_seconds: write 10 or more")
+    if not 1 <= settings.conversation.barge_in_frames <= 100:
+        raise ConfigError("conversation.barge_in_frames: write 1 to 100")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
@@ -325,6 +370,8 @@ _SECTIONS = {
     "tools": ToolSettings,
     "schedule": ScheduleSettings,
     "station": StationSettings,
+    "conversation": ConversationSettings,
+    "llm": LlmSettings,
     "calls": CallSettings,
 }
 

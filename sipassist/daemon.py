@@ -17,7 +17,9 @@ from .calls.queue import CallQueue
 from .calls.runner import ActiveCalls, CallRunner
 from .calls.scheduled import ScheduledCalls
 from .config import Settings
-from .models import resolve_asr_model, resolve_tts_voice
+from .calls.inbound import InboundCalls
+from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
+from .voice.llm import Chat, LocalChat, RemoteChat
 from .store import Store
 from .telephony.switchboard import Switchboard
 from .timezones import system_timezone
@@ -34,12 +36,34 @@ from .webhooks import WebhookSender
 log = logging.getLogger(__name__)
 
 
+def load_chat(settings: Settings) -> Chat | None:
+    """The configured language model, or None (then only the plain intents are answered)."""
+    llm = settings.llm
+    if llm.backend == "none":
+        return None
+    if llm.backend == "remote":
+        return RemoteChat(llm.url, llm.remote_model, llm.api_key, max_tokens=llm.max_tokens)
+    try:
+        model = resolve_llm_model(llm.model, settings.paths.models)
+    except ModelNotFound as exc:
+        log.warning("no language model: %s; answering plain questions only", exc)
+        return None
+    try:
+        log.info("loading the language model %s", model.path.name)
+        return LocalChat(model.path, llm.threads, llm.context, llm.max_tokens)
+    except ImportError:
+        log.warning("llama-cpp-python is not installed (pip install 'sipassist[llm]'); "
+                    "answering plain questions only")
+        return None
+
+
 @dataclass
 class Daemon:
     settings: Settings
     # Loaded models may be passed in (tests share them); otherwise they are loaded here.
     synthesizer: Synthesizer | None = None
     transcriber: Transcriber | None = None
+    chat: Chat | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -74,6 +98,12 @@ class Daemon:
                                         self.webhooks, s.schedule)
         # The timer is a one-shot schedule; schedules may in turn run tools.
         self.tools.add(TimerTool(self.schedules.scheduler, zone))
+        if self.chat is None:
+            self.chat = load_chat(s)
+        self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
+                                    self.transcriber.transcribe, self.chat, s, self.active,
+                                    self._call_finished)
+        self.switchboard.on_incoming = self.inbound.handle
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
                             tools=self.tools, schedules=self.schedules)

@@ -95,11 +95,13 @@ def transcriber(models_dir: Path):
 class RunningDaemon:
     """A Daemon started in this process with a private state dir, JACK server and ports."""
 
-    def __init__(self, settings: config.Settings, synthesizer, transcriber) -> None:
+    def __init__(self, settings: config.Settings, synthesizer, transcriber, chat=None) -> None:
         self.settings = settings
-        self.daemon = Daemon(settings, synthesizer=synthesizer, transcriber=transcriber)
+        self.daemon = Daemon(settings, synthesizer=synthesizer, transcriber=transcriber,
+                             chat=chat)
         assert self.daemon.start(ready_timeout=30), "telephony did not come up"
         self.url = f"http://127.0.0.1:{settings.api.port}"
+        self.sip_uri = f"sip:{settings.sip.user}@{settings.sip.listen}"
 
     def request(self, method: str, path: str, body: object = None,
                 raw: bytes | None = None) -> tuple[int, object]:
@@ -127,6 +129,7 @@ def daemon_settings(tmp: Path, ports: PortBlocks, phone_port: int, **overrides) 
         "paths": {"state_dir": str(tmp / "state"), "runtime_dir": str(tmp / "run")},
         "webhooks": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0},
         "calls": {"hangup_pause_seconds": 0.3},
+        "llm": {"backend": "none"},  # tests that talk to the LLM pass a loaded one in
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
@@ -146,9 +149,10 @@ def start_daemon(tmp_path: Path, ports: PortBlocks, synthesizer, transcriber):
     """Factory: start_daemon(phone, **section_overrides); every daemon is stopped afterwards."""
     started: list[RunningDaemon] = []
 
-    def start(phone: TestPhone, state: Path | None = None, **overrides) -> RunningDaemon:
+    def start(phone: TestPhone, state: Path | None = None, chat=None,
+              **overrides) -> RunningDaemon:
         settings = daemon_settings(state or tmp_path, ports, phone.sip_port, **overrides)
-        running = RunningDaemon(settings, synthesizer, transcriber)
+        running = RunningDaemon(settings, synthesizer, transcriber, chat)
         started.append(running)
         return running
 

@@ -43,7 +43,8 @@ def test_answered_call_speaks_the_message(start_daemon, phone, webhook, transcri
     status, record = daemon.request("GET", f"/call/{call_id}")
     assert status == 200
     assert set(record) == {"call_id", "status", "queued_at", "started_at", "completed_at",
-                           "duration_seconds", "choice_response", "choice_raw_text", "error"}
+                           "duration_seconds", "choice_response", "choice_raw_text", "error",
+                           "direction", "extension", "transcript"}
     assert record["status"] == "completed"
     assert record["queued_at"] <= record["started_at"] <= record["completed_at"]
     assert record["queued_at"].endswith("Z")

@@ -53,6 +53,9 @@ class CallRecord:
     choice_response: str | None = None
     choice_raw_text: str | None = None
     error: str | None = None
+    direction: str = "outbound"
+    # Turns of a conversation: {"who": "caller"|"assistant", "text", "at", "tool"?}
+    transcript: tuple[dict[str, Any], ...] = ()
 
     @property
     def final(self) -> bool:
@@ -74,7 +77,9 @@ class CallRecord:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> CallRecord:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in names})
+        values = {k: v for k, v in doc.items() if k in names}
+        values["transcript"] = tuple(values.get("transcript") or ())
+        return cls(**values)
 
     def to_api(self) -> dict[str, Any]:
         """`GET /call/{id}` as in the contract."""
@@ -89,6 +94,9 @@ class CallRecord:
             "choice_response": self.choice_response,
             "choice_raw_text": self.choice_raw_text,
             "error": self.error,
+            "direction": self.direction,
+            "extension": self.extension,
+            "transcript": list(self.transcript),
         }
 
     def webhook_payload(self) -> dict[str, Any]:

@@ -133,6 +133,41 @@ class CallQueue:
         with self._cond:
             return self._records.get(call_id)
 
+    # -- inbound calls share the slots and the records ------------------------------------------
+
+    def begin_inbound(self, record: CallRecord) -> bool:
+        """Take a slot for an answered-to-be call; False (busy) when all are in use."""
+        with self._cond:
+            if len(self._active) >= self.settings.max_concurrent:
+                return False
+            record = record.evolve(seq=max((r.seq for r in self._records.values()), default=0)
+                                   + 1)
+            self.store.upsert(TABLE, KEY, record.to_document())
+            self._records[record.call_id] = record
+            self._active.add(record.call_id)
+            return True
+
+    def update(self, call_id: str, **changes: object) -> CallRecord:
+        return self._update(call_id, changes)
+
+    def end_inbound(self, call_id: str, **changes: object) -> CallRecord:
+        record = self._update(call_id, changes)
+        with self._cond:
+            self._active.discard(call_id)
+            self._cond.notify_all()
+        return record
+
+    def record_refused(self, record: CallRecord) -> None:
+        """Keep a call turned away as busy, so it is listed like the rest."""
+        with self._cond:
+            self.store.upsert(TABLE, KEY, record.to_document())
+            self._records[record.call_id] = record
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no call is active (for an orderly shutdown, and tests)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._active, timeout)
+
     def in_progress(self) -> bool:
         """Some call has been answered and not yet ended."""
         with self._cond:
@@ -163,6 +198,9 @@ class CallQueue:
                 if self._stopping:
                     return None
             with self._cond:
+                # Inbound calls share the slots: wait while they fill them.
+                self._cond.wait_for(lambda: self._stopping or
+                                    len(self._active) < self.settings.max_concurrent)
                 if self._pending and not self._stopping:
                     call_id = self._pending.pop(0)
                     self._active.add(call_id)

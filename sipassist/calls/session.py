@@ -92,10 +92,13 @@ class CallSession:
             except queue.Empty:
                 return
 
-    def listen(self, settings: ListenSettings, sample_rate: int,
-               start_timeout: float) -> Utterance | KeyPress | None:
-        """The next utterance or key press; None if no speech starts within start_timeout."""
-        endpointer = Endpointer(settings, sample_rate)
+    def listen(self, settings: ListenSettings, sample_rate: int, start_timeout: float,
+               endpointer: Endpointer | None = None) -> Utterance | KeyPress | None:
+        """The next utterance or key press; None if no speech starts within start_timeout.
+
+        An endpointer already in speech (from a barge-in) is continued, not restarted.
+        """
+        endpointer = endpointer or Endpointer(settings, sample_rate)
         deadline = time.monotonic() + start_timeout
         while True:
             self.check()
@@ -112,3 +115,19 @@ class CallSession:
                     return utterance
             if not endpointer.in_speech and time.monotonic() > deadline:
                 return None
+
+    def barged_in(self, endpointer: Endpointer) -> bool:
+        """Feed what the caller said meanwhile; True (and playback stopped) once they speak.
+
+        Only the far end's audio arrives here (SIP keeps the directions apart), and the
+        endpointer wants sustained speech, so a cough or line noise does not interrupt.
+        """
+        while True:
+            try:
+                frame = self.audio.received.get_nowait()
+            except queue.Empty:
+                return False
+            endpointer.feed(frame)
+            if endpointer.in_speech:
+                self.audio.stop_playback()
+                return True

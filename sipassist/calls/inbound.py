@@ -1,0 +1,255 @@
+"""Calls to the assistant: answer, greet, then listen and answer until the caller is done.
+
+Plain questions (time, weather, sums, timers) go straight to the tools; the rest to the LLM,
+whose reply is spoken sentence by sentence while the next one is generated. The caller may
+talk over the assistant (barge-in): playback stops and the new question is taken.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+
+import numpy as np
+
+from ..config import Settings
+from ..telephony.bridge import BridgeError
+from ..telephony.ctrl import CtrlError
+from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
+from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
+from ..tools.base import ParameterError, ToolError
+from ..tools.registry import ToolRegistry
+from ..voice.intents import GOODBYE, recognise
+from ..voice.llm import Chat
+from ..voice.vad import Endpointer, Utterance
+from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
+from .queue import CallQueue
+from .runner import ActiveCalls
+from .session import CallEnded, CallSession, KeyPress
+
+log = logging.getLogger(__name__)
+
+FAREWELL = "Goodbye!"
+STILL_THERE = "Are you still there?"
+NO_LLM = ("Sorry, I can only help with the time, the weather, sums, timers and reminders "
+          "right now.")
+LLM_FAILED = "Sorry, I can't answer that right now."
+ANSWER_TIMEOUT = 5.0  # seconds from accept to an established call
+HISTORY_TURNS = 6  # past exchanges kept for the LLM (the prompt must stay short)
+
+Speak = Callable[[str], np.ndarray]
+Transcribe = Callable[[np.ndarray, int], str]
+
+
+def caller_extension(uri: str) -> str:
+    """"1001" from "sip:1001@pbx.lan;transport=udp"."""
+    user = uri.split(":", 1)[-1].split("@", 1)[0]
+    return user or uri
+
+
+class InboundCalls:
+    def __init__(self, switchboard: Switchboard, queue: CallQueue, tools: ToolRegistry,
+                 speak: Speak, transcribe: Transcribe, chat: Chat | None, settings: Settings,
+                 active: ActiveCalls, on_finished: Callable[[CallRecord], None]) -> None:
+        self.switchboard = switchboard
+        self.queue = queue
+        self.tools = tools
+        self.speak = speak
+        self.transcribe = transcribe
+        self.chat = chat
+        self.settings = settings
+        self.conversation = settings.conversation
+        self.rate = settings.audio.sample_rate
+        self.active = active
+        self.on_finished = on_finished
+        self._ids = itertools.count(1)
+        self.barge_in_settings = replace(settings.listening,
+                                 start_frames=settings.conversation.barge_in_frames)
+
+    # -- call handling ------------------------------------------------------------------------
+
+    def handle(self, call: PhoneCall) -> None:
+        """Runs on its own thread for each incoming call."""
+        now = iso(utc_now())
+        record = CallRecord(
+            call_id=f"in-{int(time.time())}-{next(self._ids)}",
+            extension=caller_extension(call.uri), dial_uri=call.uri, message="", seq=0,
+            status=RINGING, queued_at=now, started_at=now, direction="inbound")
+        fields = {"CALL_ID": record.call_id, "EXTENSION": record.extension}
+        if not self.queue.begin_inbound(record):
+            log.info("busy: refusing the call from %s", call.uri, extra=fields)
+            self.switchboard.reject(call)
+            self.switchboard.finish(call)
+            self.queue.record_refused(record.evolve(status=BUSY, completed_at=iso(utc_now())))
+            return
+        log.info("answering a call from %s", call.uri, extra=fields)
+        status, error = COMPLETED, None
+        try:
+            self._answer(call)
+            self.queue.update(record.call_id, status=IN_PROGRESS)
+            error = self._converse(record, call)
+            status = FAILED if error else COMPLETED
+        except (CtrlError, BridgeError) as exc:
+            status, error = FAILED, str(exc)
+        except Exception as exc:  # one call's bug must not take the daemon down
+            log.exception("inbound call failed", extra=fields)
+            status, error = FAILED, f"internal error: {exc}"
+        finally:
+            self.switchboard.finish(call)
+            final = self.queue.end_inbound(record.call_id, status=status, error=error,
+                                           completed_at=iso(utc_now()))
+            log.info("call %s ended: %s", final.call_id, final.status, extra=fields)
+            self.on_finished(final)
+
+    def _answer(self, call: PhoneCall) -> None:
+        self.switchboard.accept(call)
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while True:
+            event = call.next_event(max(0.0, deadline - time.monotonic()))
+            if event is None:
+                raise CtrlError("the call was not established after answering")
+            if isinstance(event, LinkLost):
+                raise CtrlError(event.reason)
+            if event.type == CALL_ESTABLISHED:
+                return
+            if event.type == CALL_CLOSED:
+                raise CtrlError(f"the caller hung up before the answer: {event.param}")
+
+    def _converse(self, record: CallRecord, call: PhoneCall) -> str | None:
+        """The dialogue; returns an error for a lost link, None otherwise."""
+        try:
+            audio = self.switchboard.bridge.attach()
+        except BridgeError:
+            if call.closed:  # the caller hung up straight after answering
+                return None
+            raise
+        session = CallSession(record.call_id, call, audio)
+        self.active.add(session)
+        dialogue = Dialogue(self, session, record)
+        try:
+            dialogue.run()
+        except CallEnded as ended:
+            return ended.reason if ended.lost else None
+        finally:
+            self.active.remove(session)
+            self.switchboard.bridge.detach(audio)
+        if not session.ended:
+            self.switchboard.hangup(call)
+        return None
+
+
+class Dialogue:
+    """One conversation: turns, history and the transcript."""
+
+    def __init__(self, calls: InboundCalls, session: CallSession, record: CallRecord) -> None:
+        self.calls = calls
+        self.session = session
+        self.record = record
+        self.transcript: list[dict] = []
+        self.history: list[dict[str, str]] = []
+        self.deadline = time.monotonic() + calls.conversation.max_call_seconds
+
+    def run(self) -> None:
+        calls = self.calls
+        pending = self.say([calls.conversation.greeting])
+        asked_still_there = False
+        while time.monotonic() < self.deadline:
+            heard = self.session.listen(calls.settings.listening, calls.rate,
+                                        calls.conversation.idle_seconds, endpointer=pending)
+            pending = None
+            if heard is None:
+                if asked_still_there:
+                    self.say([FAREWELL], interruptible=False)
+                    return
+                asked_still_there = True
+                pending = self.say([STILL_THERE])
+                continue
+            if isinstance(heard, KeyPress):
+                continue
+            asked_still_there = False
+            text = self.hear(heard)
+            if not text:
+                continue
+            reply, tool, done = self.respond(text)
+            pending = self.say(reply, tool=tool, interruptible=not done)
+            if done:
+                return
+        self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
+
+    def hear(self, utterance: Utterance) -> str:
+        started = time.monotonic()
+        text = self.calls.transcribe(utterance.samples, self.calls.rate).strip()
+        log.info("caller said %r (ASR %.0f ms)", text, (time.monotonic() - started) * 1000,
+                 extra={"CALL_ID": self.record.call_id})
+        if text:
+            self.add_turn("caller", text)
+        return text
+
+    def respond(self, text: str) -> tuple[Iterable[str], str | None, bool]:
+        """(sentences to say, the tool used, whether the call ends after them)."""
+        intent = recognise(text)
+        if intent is not None and intent.kind == GOODBYE:
+            return [FAREWELL], None, True
+        if intent is not None:
+            tool = self.calls.tools.get(intent.tool)
+            if tool is not None and tool.enabled:
+                return [self.run_tool(tool, intent.args)], tool.name, False
+        if self.calls.chat is None:
+            return [NO_LLM], None, False
+        self.history.append({"role": "user", "content": text})
+        return self.chat_reply(), None, False
+
+    def run_tool(self, tool, args: dict) -> str:
+        if tool.name == "SET_TIMER":
+            args = {**args, "extension": self.record.dial_uri}
+        try:
+            result = self.calls.tools.run(tool, args)
+        except (ParameterError, ToolError) as exc:
+            return f"Sorry, {exc}."
+        return result.message
+
+    def chat_reply(self) -> Iterator[str]:
+        spoken = []
+        try:
+            for sentence in self.calls.chat.reply(self.history[-2 * HISTORY_TURNS:]):
+                spoken.append(sentence)
+                yield sentence
+        except Exception:
+            log.exception("the language model failed", extra={"CALL_ID": self.record.call_id})
+            if not spoken:
+                spoken.append(LLM_FAILED)
+                yield LLM_FAILED
+        self.history.append({"role": "assistant", "content": " ".join(spoken)})
+
+    def say(self, sentences: Iterable[str], tool: str | None = None,
+            interruptible: bool = True) -> Endpointer | None:
+        """Speak sentence by sentence as they come; returns the endpointer of a barge-in."""
+        calls, session = self.calls, self.session
+        endpointer = Endpointer(calls.barge_in_settings, calls.rate) if interruptible else None
+        session.drain_received()
+        said, last = [], None
+        try:
+            for sentence in sentences:
+                said.append(sentence)
+                last = session.enqueue(calls.speak(sentence))
+                if endpointer and session.barged_in(endpointer):
+                    return endpointer
+            while last is not None and not last.done.wait(0.02):
+                session.check()
+                if endpointer and session.barged_in(endpointer):
+                    return endpointer
+            session.check()
+            return None
+        finally:
+            if said:
+                self.add_turn("assistant", " ".join(said), tool)
+
+    def add_turn(self, who: str, text: str, tool: str | None = None) -> None:
+        turn = {"who": who, "text": text, "at": iso(utc_now())}
+        if tool:
+            turn["tool"] = tool
+        self.transcript.append(turn)
+        self.calls.queue.update(self.record.call_id, transcript=tuple(self.transcript))
