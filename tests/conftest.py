@@ -90,6 +90,16 @@ def transcriber(models_dir: Path):
     return Transcriber(resolve_asr_model(ModelSettings(asr_model="base"), models_dir))
 
 
+@pytest.fixture(scope="session")
+def chat(models_dir: Path):
+    """The local LLM (Qwen 0.5B); skipped where llama-cpp-python is not installed."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from sipassist.models import resolve_llm_model
+    from sipassist.voice.llm import LocalChat
+
+    return LocalChat(resolve_llm_model("qwen-0.5b", models_dir).path)
+
+
 # -- the daemon and the phone ---------------------------------------------------------------
 
 class RunningDaemon:

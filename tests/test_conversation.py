@@ -100,3 +100,73 @@ def test_barge_in_stops_the_assistant(start_daemon, phone, synthesizer, transcri
     heard = " ".join(normalise_words(transcriber.transcribe_file(phone.recording())))
     assert "42" in heard or "forty" in heard, heard
     assert "talents" not in heard, heard  # the greeting was cut short
+
+
+def _chat_turns(record: dict) -> list[dict]:
+    return [t for t in record["transcript"] if t["who"] == "assistant" and not t.get("tool")]
+
+
+@pytest.mark.llm
+def test_open_question_goes_to_the_local_model(start_daemon, phone, synthesizer, chat):
+    daemon = start_daemon(phone, chat=chat)
+    phone.set_speech(speech_track(synthesizer, [4.5, "Tell me a joke.", 9.0, "Goodbye.", 3.0]),
+                     RATE)
+    phone.command("dial", daemon.sip_uri)
+    phone.wait_event(CALL_ESTABLISHED)
+    phone.wait_event(CALL_CLOSED, timeout=90)
+    record = finished_inbound(daemon)
+    callers = [t["text"] for t in record["transcript"] if t["who"] == "caller"]
+    assert "joke" in normalise_words(callers[0]), callers
+    replies = _chat_turns(record)
+    # greeting, the model's answer, goodbye
+    assert len(replies) >= 3 and replies[1]["text"] and replies[1]["text"] != replies[0]["text"]
+
+
+@pytest.mark.llm
+def test_remote_openai_compatible_server(start_daemon, phone, synthesizer, models_dir, tmp_path):
+    """llama-cpp-python's own server, on loopback, with the same GGUF."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed")
+    from sipassist.models import resolve_llm_model
+
+    model = resolve_llm_model("qwen-0.5b", models_dir).path
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path / "server.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+         "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "qwen"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the server prints nothing reliable when ready: ask it
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "llama_cpp.server did not come up"
+                time.sleep(0.5)
+        daemon = start_daemon(phone, llm={"backend": "remote", "remote_model": "qwen",
+                                          "url": f"http://127.0.0.1:{port}"})
+        phone.set_speech(speech_track(synthesizer, [4.5, "Tell me a joke.", 10.0, "Goodbye.",
+                                                    3.0]), RATE)
+        phone.command("dial", daemon.sip_uri)
+        phone.wait_event(CALL_ESTABLISHED)
+        phone.wait_event(CALL_CLOSED, timeout=90)
+        replies = _chat_turns(finished_inbound(daemon))
+        assert len(replies) >= 3 and replies[1]["text"], replies
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()

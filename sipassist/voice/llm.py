@@ -47,6 +47,22 @@ def sentences(pieces: Iterable[str]) -> Iterator[str]:
         yield buffer.strip()
 
 
+# A small model states times and temperatures it cannot know; such a reply is not spoken.
+_INVENTED_FACT = re.compile(r"\b\d{1,2}:\d{2}\b|\b[ap]\.?m\.?\b|\bdegrees\b|"
+                            r"\b(today is|it is currently|the time is)\b", re.IGNORECASE)
+CANNOT_CHECK = "Sorry, I can't check that."
+
+
+def guarded(replies: Iterable[str]) -> Iterator[str]:
+    """Pass sentences through until one states a time or temperature; then apologise."""
+    for sentence in replies:
+        if _INVENTED_FACT.search(sentence):
+            log.info("dropped a made-up fact from the model: %r", sentence)
+            yield CANNOT_CHECK
+            return
+        yield sentence
+
+
 def clean(text: str) -> str:
     """Drop what should not be read aloud (markdown, emoji)."""
     text = re.sub(r"[*_`#>|]+", "", text)
@@ -73,9 +89,7 @@ class LocalChat:
             stream = self._llm.create_chat_completion(
                 messages=messages, stream=True, max_tokens=self.max_tokens, temperature=0.3)
             pieces = (chunk["choices"][0]["delta"].get("content") or "" for chunk in stream)
-            for sentence in sentences(pieces):
-                if text := clean(sentence):
-                    yield text
+            yield from guarded(text for s in sentences(pieces) if (text := clean(s)))
 
 
 class RemoteChat:
@@ -100,9 +114,8 @@ class RemoteChat:
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.url, body, headers)
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            for sentence in sentences(self._pieces(response)):
-                if text := clean(sentence):
-                    yield text
+            yield from guarded(text for s in sentences(self._pieces(response))
+                               if (text := clean(s)))
 
     @staticmethod
     def _pieces(response) -> Iterator[str]:
