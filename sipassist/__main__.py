@@ -1,9 +1,8 @@
-"""Command line: `sipassist run`, `sipassist models`, `sipassist bench asr`."""
+"""Command line: `sipassist run`, `sipassist check`, `sipassist models`, `sipassist bench`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -12,11 +11,10 @@ from .config import ConfigError, load
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # The journal with CALL_ID/EXTENSION fields under systemd, stderr lines otherwise.
+    from .logs import configure
+
+    configure(verbose)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -36,12 +34,22 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import run
+
+    return run(args.config)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
     if args.what == "asr":
         from .bench.asr import run
 
         return run(settings, repeat=args.repeat, json_path=args.json)
+    if args.what == "call":
+        from .bench.call import run as run_call
+
+        return run_call(settings, questions=args.questions, json_path=args.json)
     return 2
 
 
@@ -53,13 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, func, text in (
         ("run", _cmd_run, "run the daemon in the foreground"),
         ("models", _cmd_models, "show which model weights are installed and where"),
+        ("check", _cmd_check, "check this box can run the daemon: config, models, jackd,"
+                              " baresip, ports; one line each with the fix"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--config", type=Path, default=None,
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr"], help="asr: Whisper latency and word error rate")
+    bench.add_argument("what", choices=["asr", "call"],
+                       help="asr: Whisper latency and word error rate; call: voice-to-voice "
+                            "latency of real calls over loopback")
+    bench.add_argument("--questions", type=int, default=6, metavar="N",
+                       help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,
                        help="config file (default /etc/sipassist/sipassist.toml if present)")
     bench.add_argument("--json", type=Path, default=None, metavar="PATH",

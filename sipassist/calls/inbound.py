@@ -173,8 +173,9 @@ class Dialogue:
             text = self.hear(heard)
             if not text:
                 continue
+            started = time.monotonic()
             reply, tool, done = self.respond(text)
-            pending = self.say(reply, tool=tool, interruptible=not done)
+            pending = self.say(reply, tool=tool, interruptible=not done, started=started)
             if done:
                 return
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
@@ -182,10 +183,11 @@ class Dialogue:
     def hear(self, utterance: Utterance) -> str:
         started = time.monotonic()
         text = self.calls.transcribe(utterance.samples, self.calls.rate).strip()
-        log.info("caller said %r (ASR %.0f ms)", text, (time.monotonic() - started) * 1000,
+        asr_ms = round((time.monotonic() - started) * 1000)
+        log.info("caller said %r (ASR %d ms)", text, asr_ms,
                  extra={"CALL_ID": self.record.call_id})
         if text:
-            self.add_turn("caller", text)
+            self.add_turn("caller", text, timings={"asr_ms": asr_ms})
         return text
 
     def respond(self, text: str) -> tuple[Iterable[str], str | None, bool]:
@@ -225,16 +227,25 @@ class Dialogue:
         self.history.append({"role": "assistant", "content": " ".join(spoken)})
 
     def say(self, sentences: Iterable[str], tool: str | None = None,
-            interruptible: bool = True) -> Endpointer | None:
-        """Speak sentence by sentence as they come; returns the endpointer of a barge-in."""
+            interruptible: bool = True, started: float | None = None) -> Endpointer | None:
+        """Speak sentence by sentence as they come; returns the endpointer of a barge-in.
+
+        With `started` (when the answer began to be worked out) the turn records how long the
+        first sentence took to decide and to synthesise.
+        """
         calls, session = self.calls, self.session
         endpointer = Endpointer(calls.barge_in_settings, calls.rate) if interruptible else None
         session.drain_received()
-        said, last = [], None
+        said, last, timings = [], None, {}
         try:
             for sentence in sentences:
                 said.append(sentence)
-                last = session.enqueue(calls.speak(sentence))
+                decided = time.monotonic()
+                audio = calls.speak(sentence)
+                if started is not None and not timings:
+                    timings = {"decide_ms": round((decided - started) * 1000),
+                               "tts_first_ms": round((time.monotonic() - decided) * 1000)}
+                last = session.enqueue(audio)
                 if endpointer and session.barged_in(endpointer):
                     return endpointer
             while last is not None and not last.done.wait(0.02):
@@ -245,11 +256,14 @@ class Dialogue:
             return None
         finally:
             if said:
-                self.add_turn("assistant", " ".join(said), tool)
+                self.add_turn("assistant", " ".join(said), tool, timings)
 
-    def add_turn(self, who: str, text: str, tool: str | None = None) -> None:
+    def add_turn(self, who: str, text: str, tool: str | None = None,
+                 timings: dict | None = None) -> None:
         turn = {"who": who, "text": text, "at": iso(utc_now())}
         if tool:
             turn["tool"] = tool
+        if timings:
+            turn["timings"] = timings
         self.transcript.append(turn)
         self.calls.queue.update(self.record.call_id, transcript=tuple(self.transcript))
