@@ -29,9 +29,9 @@ def speech_track(synthesizer, parts: list[float | str]) -> np.ndarray:
 def finished_inbound(daemon) -> dict:
     """The inbound call's record, once the call has ended."""
     assert daemon.daemon.queue.wait_idle(timeout=30)
-    calls = [r for r in daemon.daemon.queue._records.values() if r.direction == "inbound"]
-    assert len(calls) == 1, calls
-    return daemon.request("GET", f"/call/{calls[0].call_id}")[1]
+    status, calls = daemon.request("GET", "/calls?direction=inbound")
+    assert status == 200 and len(calls) == 1, calls
+    return daemon.request("GET", f"/call/{calls[0]['call_id']}")[1]
 
 
 def test_three_questions_and_goodbye(start_daemon, phone, synthesizer, transcriber):
@@ -170,3 +170,26 @@ def test_remote_openai_compatible_server(start_daemon, phone, synthesizer, model
             server.kill()
             server.wait()
         log.close()
+
+
+def test_callers_beyond_max_concurrent_hear_busy(start_daemon, phone, synthesizer, tmp_path,
+                                                  ports):
+    from .phone import TestPhone
+
+    daemon = start_daemon(phone)
+    phone.command("dial", daemon.sip_uri)
+    phone.wait_event(CALL_ESTABLISHED)
+    assert daemon.daemon.active.latest(wait=10) is not None
+    base = ports.take()
+    second = TestPhone(tmp_path / "second", base, base + 5, f"{base + 10}-{base + 99}")
+    try:
+        second.command("dial", daemon.sip_uri)
+        closed = second.wait_event(CALL_CLOSED)
+        assert "486" in closed.param or "busy" in closed.param.lower(), closed
+    finally:
+        second.stop()
+    phone.command("hangup")
+    assert daemon.daemon.queue.wait_idle(timeout=30)
+    status, listed = daemon.request("GET", "/calls?direction=inbound")
+    assert status == 200
+    assert sorted(c["status"] for c in listed) == ["busy", "completed"], listed

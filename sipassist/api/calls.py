@@ -14,7 +14,7 @@ from ..config import Settings
 from ..voice.choice import ChoiceError, ChoiceSpec
 from ..webhooks import validate_callback_url
 from . import body
-from .errors import ApiError
+from .errors import ApiError, json_response
 from .services import Services
 
 CALL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -78,6 +78,21 @@ def install(app: bottle.Bottle, services: Services) -> None:
             "message": "Call initiated",
             "queue_position": position,
         }
+
+    @app.get("/calls")
+    def list_calls():
+        """Recent calls, newest first: ?limit=N (default 50), ?direction=inbound|outbound."""
+        try:
+            limit = int(bottle.request.query.get("limit", "50"))
+        except ValueError:
+            raise ApiError(400, "limit must be a whole number") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, "limit must be between 1 and 1000")
+        direction = bottle.request.query.get("direction") or None
+        if direction not in (None, "inbound", "outbound"):
+            raise ApiError(400, "direction must be inbound or outbound")
+        records = services.queue.recent(limit, direction)
+        return json_response(200, [r.to_api() for r in records])
 
     @app.get("/call/<call_id>")
     def get_call(call_id: str) -> dict:

@@ -114,7 +114,7 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
             daemon.queue.wait_idle(timeout=30)
             cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
             heard, rate = read_wav(phone.recording())
-            record = next(r for r in daemon.queue._records.values() if r.direction == "inbound")
+            record = daemon.queue.recent(1, "inbound")[0]
             turns = _turns(record.transcript, asked, ends, heard, rate, settings)
         finally:
             phone.stop()

@@ -129,6 +129,13 @@ class CallQueue:
                  extra={"CALL_ID": record.call_id, "EXTENSION": record.extension})
         return record, position
 
+    def recent(self, limit: int, direction: str | None = None) -> list[CallRecord]:
+        """The latest calls first, outbound and inbound alike."""
+        with self._cond:
+            records = [r for r in self._records.values()
+                       if direction is None or r.direction == direction]
+        return sorted(records, key=lambda r: r.seq, reverse=True)[:limit]
+
     def get(self, call_id: str) -> CallRecord | None:
         with self._cond:
             return self._records.get(call_id)
