@@ -67,7 +67,7 @@ class InboundCalls:
         self.on_finished = on_finished
         self._ids = itertools.count(1)
         self.barge_in_settings = replace(settings.listening,
-                                 start_frames=settings.conversation.barge_in_frames)
+                                         start_frames=settings.conversation.barge_in_frames)
 
     # -- call handling ------------------------------------------------------------------------
 
