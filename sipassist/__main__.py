@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+# Before any model library loads OpenMP: busy-waiting threads starve ASR, LLM and TTS of the
+# few cores a Pi has (decode fell from ~10 to <2 tokens/s here without it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import __version__
 from .config import ConfigError, load
