@@ -326,7 +326,7 @@ def test_unknown_call_is_404(api):
     assert "no-such-call" in detail
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/nope"), ("POST", "/calls"),
+@pytest.mark.parametrize("method,path", [("GET", "/nope"), ("POST", "/callz"),
                                          ("GET", "/call/a/b")])
 def test_unknown_path_is_404_json(api, method, path):
     body = {"message": MESSAGE, "extension": "phone"} if method == "POST" else None

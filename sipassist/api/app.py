@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import bottle
 
-from . import calls, errors, health, schedule, speak, tools
+from . import auth, calls, errors, health, schedule, speak, tools
 from .services import Services
 
 
 def build_app(services: Services) -> bottle.Bottle:
     app = bottle.Bottle()
     errors.install(app)
+    auth.install(app, services.settings.api.token)
     health.install(app, services)
     calls.install(app, services)
     speak.install(app, services)

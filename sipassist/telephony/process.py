@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
+SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
+                     "LISTEN_PID", "LISTEN_FDNAMES")
+
 
 class SupervisedProcess:
     """Runs `argv` until stop(); an exit that was not asked for is logged and restarted.
@@ -35,7 +38,9 @@ class SupervisedProcess:
     ) -> None:
         self.name = name
         self.argv = list(argv)
-        self.env = {**os.environ, **(env or {})}
+        # Children must not speak to systemd for us (jackd would send its own READY=1).
+        inherited = {k: v for k, v in os.environ.items() if k not in SYSTEMD_VARIABLES}
+        self.env = {**inherited, **(env or {})}
         self.cwd = cwd
         self.on_started = on_started
         self.on_exited = on_exited
