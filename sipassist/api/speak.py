@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import bottle
 
-from ..calls.model import IN_PROGRESS
+from ..calls.model import IN_PROGRESS, RINGING
 from ..calls.session import CallSession
 from .errors import ApiError
 from .services import Services
 
 MAX_MESSAGE = 5000
 PLAY_MARGIN_SECONDS = 30  # beyond the audio's own length, for what is queued before it
-ANSWER_GRACE_SECONDS = 2.0  # a call answered a moment ago is still connecting its audio
+# A call ringing or answered a moment ago is still connecting its audio.
+ANSWER_GRACE_SECONDS = 2.0
 
 
 def find_session(services: Services, call_id: str | None) -> CallSession:
@@ -20,13 +21,13 @@ def find_session(services: Services, call_id: str | None) -> CallSession:
         record = services.queue.get(call_id)
         if record is None:
             raise ApiError(404, f"Call '{call_id}' not found")
-        answered = record.status == IN_PROGRESS
-        session = services.active.get(call_id, wait=ANSWER_GRACE_SECONDS if answered else 0)
+        connecting = record.status in (RINGING, IN_PROGRESS)
+        session = services.active.get(call_id, wait=ANSWER_GRACE_SECONDS if connecting else 0)
         if session is None:
             raise ApiError(409, f"Call '{call_id}' is not in progress")
         return session
-    answered = services.queue.in_progress()
-    session = services.active.latest(wait=ANSWER_GRACE_SECONDS if answered else 0)
+    connecting = services.queue.connecting()
+    session = services.active.latest(wait=ANSWER_GRACE_SECONDS if connecting else 0)
     if session is None:
         raise ApiError(409, "No call is active; place one with POST /call")
     return session

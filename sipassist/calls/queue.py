@@ -175,10 +175,10 @@ class CallQueue:
         with self._cond:
             return self._cond.wait_for(lambda: not self._active, timeout)
 
-    def in_progress(self) -> bool:
-        """Some call has been answered and not yet ended."""
+    def connecting(self) -> bool:
+        """Some call is ringing or answered (its audio may be moments away)."""
         with self._cond:
-            return any(self._records[c].status == IN_PROGRESS for c in self._active)
+            return any(self._records[c].status in (RINGING, IN_PROGRESS) for c in self._active)
 
     def status(self) -> dict[str, object]:
         with self._cond:
