@@ -8,6 +8,7 @@ import pytest
 from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from sipassist.voice.asr import normalise_words
 
+from .audio_helpers import heard_audio
 from .station_sim import DavisSim, LoopValues
 
 pytestmark = [pytest.mark.telephony, pytest.mark.models]
@@ -97,9 +98,11 @@ def test_barge_in_stops_the_assistant(start_daemon, phone, synthesizer, transcri
     record = finished_inbound(daemon)
     calc = [turn for turn in record["transcript"] if turn.get("tool") == "CALC"]
     assert calc and calc[0]["text"] == "The result is 42", record["transcript"]
+    # The answer's very audio reached the phone (Whisper mishears numbers on a phone line)...
+    assert heard_audio(phone.recording(), synthesizer.synthesize("The result is 42"), RATE) > 0.6
+    # ... and the greeting was cut short.
     heard = " ".join(normalise_words(transcriber.transcribe_file(phone.recording())))
-    assert "42" in heard or "forty" in heard, heard
-    assert "talents" not in heard, heard  # the greeting was cut short
+    assert "talents" not in heard, heard
 
 
 def _chat_turns(record: dict) -> list[dict]:
