@@ -23,7 +23,12 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
 
 def best_match(recording: np.ndarray, expected: np.ndarray) -> float:
-    """The highest normalised cross-correlation of `expected` anywhere in `recording`.
+    """The highest normalised cross-correlation of `expected` anywhere in `recording`."""
+    return match(recording, expected)[0]
+
+
+def match(recording: np.ndarray, expected: np.ndarray) -> tuple[float, int]:
+    """(best normalised cross-correlation, the sample offset where it is) of `expected`.
 
     Near 1 when the very audio the daemon played is in the phone's recording (G.711 gives
     about 0.9); speech that is merely similar stays far lower.
@@ -35,13 +40,21 @@ def best_match(recording: np.ndarray, expected: np.ndarray) -> float:
     energy = np.concatenate([[0.0], np.cumsum(recording.astype(np.float64) ** 2)])
     window = energy[len(expected):] - energy[: len(energy) - len(expected)]
     denominator = np.sqrt(np.maximum(window, 1e-12)) * np.linalg.norm(expected)
-    return float(np.max(product / denominator))
+    scores = product / denominator
+    best = int(np.argmax(scores))
+    return float(scores[best]), best
 
 
 def heard_audio(recording: Path, expected: np.ndarray, rate: int) -> float:
     """best_match of what the daemon played (at `rate`) in a phone recording file."""
+    return heard_at(recording, expected, rate)[0]
+
+
+def heard_at(recording: Path, expected: np.ndarray, rate: int) -> tuple[float, float]:
+    """(score, seconds into the recording) of what the daemon played, as `match`."""
     from sipassist.voice.asr import read_wav
     from sipassist.voice.resample import resample
 
     samples, recorded_rate = read_wav(recording)
-    return best_match(samples, resample(expected, rate, recorded_rate))
+    score, offset = match(samples, resample(expected, rate, recorded_rate))
+    return score, offset / recorded_rate
