@@ -24,7 +24,7 @@ import numpy as np
 from ..config import Settings, parse
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..voice.asr import read_wav
-from .phone import PHONE_RATE, TestPhone
+from .phone import TestPhone
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sipassist.telephony.ctrl import CtrlConnection
-from sipassist.telephony.events import BaresipEvent, Disconnected
+from sipassist.telephony.events import BaresipEvent
 
 PHONE_RATE = 8000  # aufile's WAV must match the G.711 codec rate
 

@@ -106,17 +106,13 @@ class InboundCalls:
 
     def _answer(self, call: PhoneCall) -> None:
         self.switchboard.accept(call)
-        deadline = time.monotonic() + ANSWER_TIMEOUT
-        while True:
-            event = call.next_event(max(0.0, deadline - time.monotonic()))
-            if event is None:
-                raise CtrlError("the call was not established after answering")
-            if isinstance(event, LinkLost):
-                raise CtrlError(event.reason)
-            if event.type == CALL_ESTABLISHED:
-                return
-            if event.type == CALL_CLOSED:
-                raise CtrlError(f"the caller hung up before the answer: {event.param}")
+        event = call.wait_for({CALL_ESTABLISHED, CALL_CLOSED}, ANSWER_TIMEOUT)
+        if event is None:
+            raise CtrlError("the call was not established after answering")
+        if isinstance(event, LinkLost):
+            raise CtrlError(event.reason)
+        if event.type == CALL_CLOSED:
+            raise CtrlError(f"the caller hung up before the answer: {event.param}")
 
     def _converse(self, record: CallRecord, call: PhoneCall) -> str | None:
         """The dialogue; returns an error for a lost link, None otherwise."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -103,23 +102,19 @@ class CallRunner:
 
     def _ring(self, call: PhoneCall, ring_timeout: int) -> tuple[str, str | None] | None:
         """None once answered; otherwise the final (status, error)."""
-        deadline = time.monotonic() + ring_timeout
-        while True:
-            event = call.next_event(max(0.0, deadline - time.monotonic()))
-            if event is None:
-                log.info("no answer within %d s; hanging up", ring_timeout)
-                self.switchboard.hangup(call)
-                self._wait_closed(call)
-                return NO_ANSWER, None
-            if isinstance(event, LinkLost):
-                return FAILED, event.reason
-            if event.type == CALL_ESTABLISHED:
-                return None
-            if event.type == CALL_CLOSED:
-                reason = event.param or "call closed"
-                if any(marker in reason.lower() for marker in BUSY_MARKERS):
-                    return BUSY, None
-                return FAILED, f"call failed: {reason}"
+        event = call.wait_for({CALL_ESTABLISHED, CALL_CLOSED}, ring_timeout)
+        if event is None:
+            log.info("no answer within %d s; hanging up", ring_timeout)
+            self.switchboard.hangup(call)
+            return NO_ANSWER, None
+        if isinstance(event, LinkLost):
+            return FAILED, event.reason
+        if event.type == CALL_ESTABLISHED:
+            return None
+        reason = event.param or "call closed"
+        if any(marker in reason.lower() for marker in BUSY_MARKERS):
+            return BUSY, None
+        return FAILED, f"call failed: {reason}"
 
     def _answered(self, record: CallRecord, call: PhoneCall, speech: np.ndarray,
                   update: Callable[..., CallRecord]) -> CallRecord:
@@ -127,7 +122,6 @@ class CallRunner:
             audio = self.switchboard.bridge.attach()
         except BridgeError as exc:
             self.switchboard.hangup(call)
-            self._wait_closed(call)
             return update(status=FAILED, completed_at=iso(utc_now()), error=str(exc))
         session = CallSession(record.call_id, call, audio)
         # The message is queued before the call is offered to /speak, so nothing jumps ahead.
@@ -153,7 +147,6 @@ class CallRunner:
             self.switchboard.bridge.detach(audio)
         if not session.ended:
             self.switchboard.hangup(call)
-            self._wait_closed(call)
         return update(status=FAILED if error else COMPLETED, completed_at=iso(utc_now()),
                       error=error)
 
@@ -183,13 +176,3 @@ class CallRunner:
 
     def _silence(self, seconds: float) -> np.ndarray:
         return np.zeros(int(seconds * self.sample_rate), dtype=np.float32)
-
-    def _wait_closed(self, call: PhoneCall, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not call.closed:
-            event = call.next_event(max(0.0, deadline - time.monotonic()))
-            if event is None:
-                log.warning("baresip reported no CALL_CLOSED within %g s", timeout)
-                return
-            if isinstance(event, LinkLost) or event.type == CALL_CLOSED:
-                return

@@ -60,6 +60,14 @@ class PhoneCall:
         except queue.Empty:
             return None
 
+    def wait_for(self, types: set[str], timeout: float) -> BaresipEvent | LinkLost | None:
+        """The first event of one of `types`, or LinkLost; None once `timeout` s have passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.next_event(max(0.0, deadline - time.monotonic()))
+            if event is None or isinstance(event, LinkLost) or event.type in types:
+                return event
+
 
 class Switchboard:
     def __init__(self, settings: Settings) -> None:
@@ -186,7 +194,8 @@ class Switchboard:
         """Refuse an incoming call before answering: the caller hears busy (486)."""
         self.hangup(call)
 
-    def hangup(self, call: PhoneCall) -> None:
+    def hangup(self, call: PhoneCall, wait: float = 5.0) -> None:
+        """Hang up and wait (up to `wait` s) until baresip reports the call closed."""
         if call.closed:
             return
         try:
@@ -194,6 +203,9 @@ class Switchboard:
             self._require_ctrl().command("hangup")
         except CtrlError as exc:
             log.warning("hangup failed: %s", exc)
+            return
+        if not call.closed and call.wait_for({CALL_CLOSED}, wait) is None:
+            log.warning("baresip reported no CALL_CLOSED within %g s", wait)
 
     def finish(self, call: PhoneCall) -> None:
         """The runner is done with the call: stop routing its events."""
