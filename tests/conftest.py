@@ -50,6 +50,11 @@ class PortBlocks:
                 return base
         raise RuntimeError("no free port block on loopback")
 
+    def phone(self, directory: Path, answermode: str = "auto") -> TestPhone:
+        """A test phone on its own port block (stop it when done)."""
+        base = self.take()
+        return TestPhone(directory, base, base + 5, f"{base + 10}-{base + 99}", answermode)
+
 
 @pytest.fixture(scope="session")
 def ports() -> PortBlocks:
@@ -148,8 +153,16 @@ def daemon_settings(tmp: Path, ports: PortBlocks, phone_port: int, **overrides) 
 
 @pytest.fixture
 def phone(tmp_path: Path, ports: PortBlocks) -> Iterator[TestPhone]:
-    base = ports.take()
-    test_phone = TestPhone(tmp_path / "phone", base, base + 5, f"{base + 10}-{base + 99}")
+    """A phone that answers at once."""
+    test_phone = ports.phone(tmp_path / "phone")
+    yield test_phone
+    test_phone.stop()
+
+
+@pytest.fixture
+def manual_phone(tmp_path: Path, ports: PortBlocks) -> Iterator[TestPhone]:
+    """A phone that rings until told to answer (or reject)."""
+    test_phone = ports.phone(tmp_path / "manual", answermode="manual")
     yield test_phone
     test_phone.stop()
 

@@ -54,9 +54,7 @@ class Harness:
 def api(tmp_path_factory: pytest.TempPathFactory, ports: PortBlocks,
         synthesizer, transcriber) -> Iterator[Harness]:
     tmp: Path = tmp_path_factory.mktemp("api_input")
-    base = ports.take()
-    phone = TestPhone(tmp / "phone", base, base + 5, f"{base + 10}-{base + 99}",
-                      answermode="manual")
+    phone = ports.phone(tmp / "phone", answermode="manual")
     try:
         daemon = RunningDaemon(daemon_settings(tmp, ports, phone.sip_port), synthesizer,
                                transcriber)

@@ -35,7 +35,7 @@ def finished_inbound(daemon) -> dict:
     return daemon.request("GET", f"/call/{calls[0]['call_id']}")[1]
 
 
-def test_three_questions_and_goodbye(start_daemon, phone, synthesizer, transcriber):
+def test_three_questions_and_goodbye(start_daemon, phone, synthesizer):
     with DavisSim(LoopValues(temp_f=44.0, humidity=98, wind_mph=0)) as station:
         daemon = start_daemon(phone, station={"protocol": "davis", "port": station.path,
                                               "name": "Storm Lake"})
@@ -59,11 +59,10 @@ def test_three_questions_and_goodbye(start_daemon, phone, synthesizer, transcrib
     assert record["transcript"][-1] == {**record["transcript"][-1], "who": "assistant",
                                         "text": "Goodbye!"}
 
-    heard = normalise_words(transcriber.transcribe_file(phone.recording()))
-    text = " ".join(heard)
-    assert "standard" in heard and "time" in heard, text
-    assert "110" in text or "hundred" in text, text
-    assert "44" in heard and "storm" in heard, text
+    # Each answer reached the phone: the very audio the daemon synthesised for it (Whisper
+    # mishears numbers and names on a phone line, so the words are not compared).
+    for tool, answer in answers.items():
+        assert heard_audio(phone.recording(), synthesizer.synthesize(answer), RATE) > 0.6, tool
 
 
 def test_caller_hangs_up_mid_answer(start_daemon, phone, synthesizer):
@@ -175,16 +174,12 @@ def test_remote_openai_compatible_server(start_daemon, phone, synthesizer, model
         log.close()
 
 
-def test_callers_beyond_max_concurrent_hear_busy(start_daemon, phone, synthesizer, tmp_path,
-                                                  ports):
-    from .phone import TestPhone
-
+def test_callers_beyond_max_concurrent_hear_busy(start_daemon, phone, tmp_path, ports):
     daemon = start_daemon(phone)
     phone.command("dial", daemon.sip_uri)
     phone.wait_event(CALL_ESTABLISHED)
     assert daemon.daemon.active.latest(wait=10) is not None
-    base = ports.take()
-    second = TestPhone(tmp_path / "second", base, base + 5, f"{base + 10}-{base + 99}")
+    second = ports.phone(tmp_path / "second")
     try:
         second.command("dial", daemon.sip_uri)
         closed = second.wait_event(CALL_CLOSED)

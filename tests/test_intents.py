@@ -26,7 +26,7 @@ def test_tool_intents(said, tool, args):
     intent = recognise(said)
     assert intent is not None and intent.kind == TOOL
     if tool == "CALC":
-        from sipassist.tools.calc import evaluate, normalise
+        from sipassist.tools.calc import evaluate
         assert intent.tool == "CALC"
         assert evaluate(intent.args["expression"]) == evaluate(args["expression"])
     else:

@@ -59,45 +59,29 @@ def test_answered_call_speaks_the_message(start_daemon, phone, webhook, transcri
     assert health == {"status": "healthy", "sip_registered": True, "active_calls": 0}
 
 
-def test_unanswered_call_is_no_answer(start_daemon, tmp_path, ports, webhook):
-    from .phone import TestPhone
-
-    base = ports.take()
-    silent = TestPhone(tmp_path / "manual", base, base + 5, f"{base + 10}-{base + 99}",
-                       answermode="manual")
-    try:
-        daemon = start_daemon(silent)
-        status, body = daemon.request("POST", "/call", {
-            "message": "Nobody will hear this.", "extension": "phone", "ring_timeout": 2,
-            "callback_url": webhook.url})
-        assert status == 200
-        silent.wait_event(CALL_INCOMING)
-        silent.wait_event(CALL_CLOSED)
-        payload = webhook.wait()[0]
-        assert payload["status"] == "no_answer"
-        assert payload["message_played"] is False
-        assert daemon.request("GET", f"/call/{body['call_id']}")[1]["status"] == "no_answer"
-    finally:
-        silent.stop()
+def test_unanswered_call_is_no_answer(start_daemon, manual_phone, webhook):
+    daemon = start_daemon(manual_phone)
+    status, body = daemon.request("POST", "/call", {
+        "message": "Nobody will hear this.", "extension": "phone", "ring_timeout": 2,
+        "callback_url": webhook.url})
+    assert status == 200
+    manual_phone.wait_event(CALL_INCOMING)
+    manual_phone.wait_event(CALL_CLOSED)
+    payload = webhook.wait()[0]
+    assert payload["status"] == "no_answer"
+    assert payload["message_played"] is False
+    assert daemon.request("GET", f"/call/{body['call_id']}")[1]["status"] == "no_answer"
 
 
-def test_rejected_call_is_busy(start_daemon, tmp_path, ports, webhook):
-    from .phone import TestPhone
-
-    base = ports.take()
-    rejecting = TestPhone(tmp_path / "reject", base, base + 5, f"{base + 10}-{base + 99}",
-                          answermode="manual")
-    try:
-        daemon = start_daemon(rejecting)
-        daemon.request("POST", "/call", {"message": "Rejected.", "extension": "phone",
-                                         "callback_url": webhook.url})
-        rejecting.wait_event(CALL_INCOMING)
-        rejecting.command("hangup")  # before answer: 486 Busy Here
-        payload = webhook.wait()[0]
-        assert payload["status"] == "busy", payload
-        assert payload["error"] is None
-    finally:
-        rejecting.stop()
+def test_rejected_call_is_busy(start_daemon, manual_phone, webhook):
+    daemon = start_daemon(manual_phone)
+    daemon.request("POST", "/call", {"message": "Rejected.", "extension": "phone",
+                                     "callback_url": webhook.url})
+    manual_phone.wait_event(CALL_INCOMING)
+    manual_phone.command("hangup")  # before answer: 486 Busy Here
+    payload = webhook.wait()[0]
+    assert payload["status"] == "busy", payload
+    assert payload["error"] is None
 
 
 def test_calls_run_one_after_another(start_daemon, phone, webhook):
@@ -122,38 +106,31 @@ def test_calls_run_one_after_another(start_daemon, phone, webhook):
         assert earlier["completed_at"] <= later["started_at"]
 
 
-def test_queued_calls_survive_a_restart(start_daemon, tmp_path, ports, webhook):
+def test_queued_calls_survive_a_restart(start_daemon, tmp_path, manual_phone, webhook):
     """Stop the daemon while one call rings and two wait; after a start they are placed."""
-    from .phone import TestPhone
+    phone = manual_phone
+    first = start_daemon(phone)
+    ringing = first.request("POST", "/call", {"message": "Interrupted.", "extension": "phone",
+                                              "callback_url": webhook.url})[1]
+    waiting = [first.request("POST", "/call", {"message": f"Queued call {n}.",
+                                               "extension": "phone",
+                                               "callback_url": webhook.url})[1]
+               for n in (1, 2)]
+    phone.wait_event(CALL_INCOMING)
+    first.stop()
 
-    base = ports.take()
-    phone = TestPhone(tmp_path / "phone", base, base + 5, f"{base + 10}-{base + 99}",
-                      answermode="manual")
-    try:
-        first = start_daemon(phone)
-        ringing = first.request("POST", "/call", {"message": "Interrupted.", "extension": "phone",
-                                                  "callback_url": webhook.url})[1]
-        waiting = [first.request("POST", "/call", {"message": f"Queued call {n}.",
-                                                   "extension": "phone",
-                                                   "callback_url": webhook.url})[1]
-                   for n in (1, 2)]
-        phone.wait_event(CALL_INCOMING)
-        first.stop()
+    interrupted = webhook.wait(1)[0]
+    assert interrupted["call_id"] == ringing["call_id"]
+    assert interrupted["status"] == "failed" and interrupted["error"]
 
-        interrupted = webhook.wait(1)[0]
-        assert interrupted["call_id"] == ringing["call_id"]
-        assert interrupted["status"] == "failed" and interrupted["error"]
-
-        phone.command("answermode", "auto")
-        second = start_daemon(phone, state=tmp_path)
-        payloads = webhook.wait(3, timeout=120)
-        assert [p["call_id"] for p in payloads[1:]] == [w["call_id"] for w in waiting]
-        assert all(p["status"] == "completed" for p in payloads[1:]), payloads
-        status, record = second.request("GET", f"/call/{ringing['call_id']}")
-        assert status == 200 and record["status"] == "failed"
-        assert second.request("GET", "/queue")[1]["total_processed"] == 3
-    finally:
-        phone.stop()
+    phone.command("answermode", "auto")
+    second = start_daemon(phone, state=tmp_path)
+    payloads = webhook.wait(3, timeout=120)
+    assert [p["call_id"] for p in payloads[1:]] == [w["call_id"] for w in waiting]
+    assert all(p["status"] == "completed" for p in payloads[1:]), payloads
+    status, record = second.request("GET", f"/call/{ringing['call_id']}")
+    assert status == 200 and record["status"] == "failed"
+    assert second.request("GET", "/queue")[1]["total_processed"] == 3
 
 
 def test_baresip_killed_mid_call_recovers(start_daemon, phone, webhook):

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from .conftest import PortBlocks, RunningDaemon, daemon_settings
-from .phone import TestPhone
 
 pytestmark = [pytest.mark.telephony, pytest.mark.models]
 
@@ -21,9 +20,7 @@ def daemon(tmp_path_factory, ports: PortBlocks, synthesizer, transcriber
            ) -> Iterator[RunningDaemon]:
     """One daemon for the shape tests; its phone never answers."""
     tmp = tmp_path_factory.mktemp("tools_api")
-    base = ports.take()
-    phone = TestPhone(tmp / "phone", base, base + 5, f"{base + 10}-{base + 99}",
-                      answermode="manual")
+    phone = ports.phone(tmp / "phone", answermode="manual")
     running = RunningDaemon(daemon_settings(tmp, ports, phone.sip_port), synthesizer,
                             transcriber)
     yield running
