@@ -165,6 +165,8 @@ class LlmSettings:
     threads: int = 2
     context: int = 2048
     max_tokens: int = 80
+    # backend "local": the model also picks tools for phrasings the rules miss (~0.2 s a turn).
+    tool_routing: bool = True
     # backend "remote": base URL (…/v1/chat/completions is added), model name, optional key.
     url: str = ""
     remote_model: str = ""

@@ -20,6 +20,7 @@ from .config import Settings
 from .calls.inbound import InboundCalls
 from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
 from .voice.llm import Chat, LocalChat, RemoteChat
+from .voice.routing import ToolRouter
 from .store import Store
 from .telephony.switchboard import Switchboard
 from .timezones import system_timezone
@@ -34,6 +35,18 @@ from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
+
+
+def load_router(settings: Settings) -> ToolRouter | None:
+    """The local model's tool choice, if the local model is there and routing is on."""
+    llm = settings.llm
+    if llm.backend != "local" or not llm.tool_routing:
+        return None
+    try:
+        model = resolve_llm_model(llm.model, settings.paths.models)
+        return ToolRouter(model.path, llm.threads)
+    except (ModelNotFound, ImportError):
+        return None  # load_chat has said why
 
 
 def load_chat(settings: Settings) -> Chat | None:
@@ -64,6 +77,7 @@ class Daemon:
     synthesizer: Synthesizer | None = None
     transcriber: Transcriber | None = None
     chat: Chat | None = None
+    router: ToolRouter | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -100,9 +114,13 @@ class Daemon:
         self.tools.add(TimerTool(self.schedules.scheduler, zone))
         if self.chat is None:
             self.chat = load_chat(s)
+        if self.router is None and self.chat is not None:
+            self.router = load_router(s)
+        if self.router is not None:
+            self.router.warm_up(self.tools)
         self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
                                     self.transcriber.transcribe, self.chat, s, self.active,
-                                    self._call_finished)
+                                    self._call_finished, self.router)
         self.switchboard.on_incoming = self.inbound.handle
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,

@@ -105,15 +105,26 @@ def chat(models_dir: Path):
     return LocalChat(resolve_llm_model("qwen-0.5b", models_dir).path)
 
 
+@pytest.fixture(scope="session")
+def router(models_dir: Path):
+    """The local model's tool choice (Qwen 0.5B, a second context on the same weights)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from sipassist.models import resolve_llm_model
+    from sipassist.voice.routing import ToolRouter
+
+    return ToolRouter(resolve_llm_model("qwen-0.5b", models_dir).path)
+
+
 # -- the daemon and the phone ---------------------------------------------------------------
 
 class RunningDaemon:
     """A Daemon started in this process with a private state dir, JACK server and ports."""
 
-    def __init__(self, settings: config.Settings, synthesizer, transcriber, chat=None) -> None:
+    def __init__(self, settings: config.Settings, synthesizer, transcriber, chat=None,
+                 router=None) -> None:
         self.settings = settings
         self.daemon = Daemon(settings, synthesizer=synthesizer, transcriber=transcriber,
-                             chat=chat)
+                             chat=chat, router=router)
         assert self.daemon.start(ready_timeout=30), "telephony did not come up"
         self.url = f"http://127.0.0.1:{settings.api.port}"
         self.sip_uri = f"sip:{settings.sip.user}@{settings.sip.listen}"
@@ -172,10 +183,10 @@ def start_daemon(tmp_path: Path, ports: PortBlocks, synthesizer, transcriber):
     """Factory: start_daemon(phone, **section_overrides); every daemon is stopped afterwards."""
     started: list[RunningDaemon] = []
 
-    def start(phone: TestPhone, state: Path | None = None, chat=None,
+    def start(phone: TestPhone, state: Path | None = None, chat=None, router=None,
               **overrides) -> RunningDaemon:
         settings = daemon_settings(state or tmp_path, ports, phone.sip_port, **overrides)
-        running = RunningDaemon(settings, synthesizer, transcriber, chat)
+        running = RunningDaemon(settings, synthesizer, transcriber, chat, router)
         started.append(running)
         return running
 

@@ -104,6 +104,25 @@ def test_barge_in_stops_the_assistant(start_daemon, phone, synthesizer, transcri
     assert "talents" not in heard, heard
 
 
+@pytest.mark.llm
+def test_the_model_routes_a_question_the_rules_miss_to_the_station(start_daemon, phone,
+                                                                     synthesizer, router):
+    with DavisSim(LoopValues(temp_f=28.0, humidity=70, wind_mph=3)) as station:
+        daemon = start_daemon(phone, router=router,
+                              station={"protocol": "davis", "port": station.path,
+                                       "name": "Storm Lake"})
+        phone.set_speech(speech_track(synthesizer, [4.5, "Is it freezing out?", 14.0,
+                                                    "Goodbye.", 3.0]), RATE)
+        phone.command("dial", daemon.sip_uri)
+        phone.wait_event(CALL_ESTABLISHED)
+        phone.wait_event(CALL_CLOSED, timeout=90)
+
+    record = finished_inbound(daemon)
+    weather = [turn for turn in record["transcript"] if turn.get("tool") == "WEATHER"]
+    assert weather and "28 degrees" in weather[0]["text"], record["transcript"]
+    assert heard_audio(phone.recording(), synthesizer.synthesize(weather[0]["text"]), RATE) > 0.6
+
+
 def _chat_turns(record: dict) -> list[dict]:
     return [t for t in record["transcript"] if t["who"] == "assistant" and not t.get("tool")]
 

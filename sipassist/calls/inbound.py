@@ -1,6 +1,7 @@
 """Calls to the assistant: answer, greet, then listen and answer until the caller is done.
 
-Plain questions (time, weather, sums, timers) go straight to the tools; the rest to the LLM,
+Plain questions (time, weather, sums, timers) go straight to the tools; so do other phrasings
+of them for which the local model picks a tool (voice/routing.py); the rest go to the LLM,
 whose reply is spoken sentence by sentence while the next one is generated. The caller may
 talk over the assistant (barge-in): playback stops and the new question is taken.
 """
@@ -24,6 +25,7 @@ from ..tools.base import ParameterError, ToolError
 from ..tools.registry import ToolRegistry
 from ..voice.intents import GOODBYE, recognise
 from ..voice.llm import Chat
+from ..voice.routing import ToolRouter
 from ..voice.vad import Endpointer, Utterance
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
 from .queue import CallQueue
@@ -53,13 +55,15 @@ def caller_extension(uri: str) -> str:
 class InboundCalls:
     def __init__(self, switchboard: Switchboard, queue: CallQueue, tools: ToolRegistry,
                  speak: Speak, transcribe: Transcribe, chat: Chat | None, settings: Settings,
-                 active: ActiveCalls, on_finished: Callable[[CallRecord], None]) -> None:
+                 active: ActiveCalls, on_finished: Callable[[CallRecord], None],
+                 router: ToolRouter | None = None) -> None:
         self.switchboard = switchboard
         self.queue = queue
         self.tools = tools
         self.speak = speak
         self.transcribe = transcribe
         self.chat = chat
+        self.router = router  # the model's tool choice, for what the rules miss
         self.settings = settings
         self.conversation = settings.conversation
         self.rate = settings.audio.sample_rate
@@ -191,6 +195,8 @@ class Dialogue:
         intent = recognise(text)
         if intent is not None and intent.kind == GOODBYE:
             return [FAREWELL], None, True
+        if intent is None and self.calls.router is not None:
+            intent = self.calls.router.route(text, self.calls.tools)
         if intent is not None:
             tool = self.calls.tools.get(intent.tool)
             if tool is not None and tool.enabled:

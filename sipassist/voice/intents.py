@@ -68,6 +68,12 @@ def _number(tokens: list[str], i: int) -> tuple[float, int] | None:
     return None
 
 
+def has_number(text: str) -> bool:
+    """Whether the text holds a number, in digits or words ("a" and "an" do not count)."""
+    tokens = [t for t in re.findall(r"\d+(?:\.\d+)?|[a-z]+", text.lower()) if t not in ("a", "an")]
+    return any(_number(tokens, i) for i in range(len(tokens)))
+
+
 def parse_duration(text: str) -> int | None:
     """Seconds in "five minutes", "1 hour and 30 minutes", "half an hour", "90 seconds"."""
     tokens = [t for t in re.findall(r"\d+(?:\.\d+)?|[a-z]+", text.lower()) if t != "and"]
@@ -104,7 +110,7 @@ def _arithmetic(text: str) -> str | None:
     return expression or None
 
 
-def _place(text: str) -> str | None:
+def place_timezone(text: str) -> str | None:
     lowered = " ".join(words(text))
     for place, zone in PLACES.items():
         if re.search(rf"\b{re.escape(place)}\b", lowered):
@@ -140,7 +146,7 @@ def recognise(text: str) -> Intent | None:
         return Intent(TOOL, "WEATHER", {})
     if re.search(r"\bwhat time\b|\bthe time\b|\btime is it\b", joined):
         args: dict[str, Any] = {"format": "time"}
-        if zone := _place(text):
+        if zone := place_timezone(text):
             args["timezone"] = zone
         return Intent(TOOL, "DATETIME", args)
     if re.search(r"\b(what day|what's the date|whats the date|what is the date|today's date|"
