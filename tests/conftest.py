@@ -50,10 +50,11 @@ class PortBlocks:
                 return base
         raise RuntimeError("no free port block on loopback")
 
-    def phone(self, directory: Path, answermode: str = "auto") -> TestPhone:
+    def phone(self, directory: Path, answermode: str = "auto", echo: bool = False) -> TestPhone:
         """A test phone on its own port block (stop it when done)."""
         base = self.take()
-        return TestPhone(directory, base, base + 5, f"{base + 10}-{base + 99}", answermode)
+        return TestPhone(directory, base, base + 5, f"{base + 10}-{base + 99}", answermode,
+                         echo=echo)
 
 
 @pytest.fixture(scope="session")

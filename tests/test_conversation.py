@@ -83,11 +83,13 @@ def test_caller_hangs_up_mid_answer(start_daemon, phone, synthesizer):
     phone.wait_event(CALL_CLOSED, timeout=60)
 
 
+LONG_GREETING = ("Hello, this is your assistant. Before we start, let me tell you about "
+                 "everything I can do for you today, which is quite a lot, so please bear "
+                 "with me while I go through the whole list of my many talents, one by one.")
+
+
 def test_barge_in_stops_the_assistant(start_daemon, phone, synthesizer, transcriber):
-    long_greeting = ("Hello, this is your assistant. Before we start, let me tell you about "
-                     "everything I can do for you today, which is quite a lot, so please bear "
-                     "with me while I go through the whole list of my many talents, one by one.")
-    daemon = start_daemon(phone, conversation={"greeting": long_greeting})
+    daemon = start_daemon(phone, conversation={"greeting": LONG_GREETING})
     phone.set_speech(speech_track(synthesizer, [3.0, "What's 6 times 7?", 8.0, "Goodbye.", 3.0]),
                      RATE)
     phone.command("dial", daemon.sip_uri)

@@ -112,3 +112,16 @@ def test_speak_into_a_live_call(start_daemon, phone, webhook, transcriber, synth
     call_id = webhook.bodies[0]["call_id"]
     status, body = daemon.request("POST", f"/speak?message=late&call_id={call_id}")
     assert status == 409 and call_id in body["detail"]
+
+
+def test_our_echo_is_not_taken_for_the_answer(start_daemon, ports, tmp_path, webhook):
+    """The phone sends back all it hears: the echo of "... or no to cancel" must not answer."""
+    echo_phone = ports.phone(tmp_path / "echo", echo=True)
+    try:
+        daemon = start_daemon(echo_phone)
+        place_choice_call(daemon, webhook)
+        payload = webhook.wait(1, timeout=90)[0]
+    finally:
+        echo_phone.stop()
+    assert payload["status"] == "completed", payload
+    assert payload["choice_response"] is None and payload["choice_raw_text"] is None, payload

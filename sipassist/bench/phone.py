@@ -33,12 +33,17 @@ def write_phone_wav(path: Path, samples: np.ndarray | None = None, rate: int = P
 
 
 class TestPhone:
-    """baresip with aufile as microphone and sndfile recording; answers per `answermode`."""
+    """baresip with aufile as microphone and sndfile recording; answers per `answermode`.
+
+    With `echo`, the phone sends back all it hears instead (aubridge joins its loudspeaker to
+    its microphone): the worst speakerphone there is, for echo tests. Only on calls it
+    answers: on calls it places, baresip 1.0's aubridge sends nothing.
+    """
 
     __test__ = False  # not a pytest class
 
     def __init__(self, directory: Path, sip_port: int, ctrl_port: int, rtp_ports: str,
-                 answermode: str = "auto", user: str = "phone") -> None:
+                 answermode: str = "auto", user: str = "phone", echo: bool = False) -> None:
         self.directory = directory
         self.sip_port = sip_port
         self.ctrl_port = ctrl_port
@@ -54,11 +59,13 @@ class TestPhone:
             "net_interface 127.0.0.1",
             "dns_server 127.0.0.1:53",
             f"rtp_ports {rtp_ports}",
-            f"audio_source aufile,{self.wav}",
-            f"audio_player aufile,{directory / 'unused.wav'}",
             "module_path /usr/lib/baresip/modules",
             "module g711.so",
-            "module aufile.so",
+            # baresip 1.0 plays nothing when no player module is loaded, so aubridge only
+            # when it is the player; aufile has no player of its own.
+            *(["module aubridge.so", "audio_source aubridge,loop",
+               "audio_player aubridge,loop"] if echo else
+              ["module aufile.so", f"audio_source aufile,{self.wav}"]),
             "module sndfile.so",
             "module ctrl_tcp.so",
             "module_tmp account.so",

@@ -14,6 +14,7 @@ from ..telephony.bridge import CallAudio, Playback
 from ..telephony.events import CALL_CLOSED, CALL_DTMF_START, BaresipEvent
 from ..telephony.switchboard import LinkLost, PhoneCall
 from ..config import ListenSettings
+from ..voice.echo import ANALYSIS_BLOCKS as ECHO_ANALYSIS_BLOCKS, EchoCanceller
 from ..voice.vad import Endpointer, Utterance
 
 POLL_SECONDS = 0.02  # one audio frame: how often waits look at call events
@@ -38,6 +39,7 @@ class CallSession:
         self.call_id = call_id
         self.call = call
         self.audio = audio
+        self.echo = EchoCanceller(audio.sample_rate)
         self.started = time.monotonic()
         self._digits: deque[str] = deque()
         self._ended: CallEnded | None = None
@@ -85,12 +87,20 @@ class CallSession:
         return playback
 
     def drain_received(self) -> None:
-        """Forget audio heard so far (e.g. during our own prompt)."""
+        """Forget audio heard so far (e.g. during our own prompt).
+
+        The last few blocks still go through the echo canceller, so it knows the echo's delay
+        and what came just before when listening starts.
+        """
+        recent: deque = deque(maxlen=ECHO_ANALYSIS_BLOCKS)
         while True:
             try:
-                self.audio.received.get_nowait()
+                recent.append(self.audio.received.get_nowait())
             except queue.Empty:
-                return
+                break
+        self.echo.forget()
+        for heard in recent:
+            self.echo.clean(heard.samples, heard.played)
 
     def listen(self, settings: ListenSettings, sample_rate: int, start_timeout: float,
                endpointer: Endpointer | None = None) -> Utterance | KeyPress | None:
@@ -106,11 +116,11 @@ class CallSession:
             if digit:
                 return KeyPress(digit)
             try:
-                frame = self.audio.received.get(timeout=POLL_SECONDS)
+                heard = self.audio.received.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                frame = None
-            if frame is not None:
-                utterance = endpointer.feed(frame)
+                heard = None
+            if heard is not None:
+                utterance = endpointer.feed(self.echo.clean(heard.samples, heard.played))
                 if utterance is not None:
                     return utterance
             if not endpointer.in_speech and time.monotonic() > deadline:
@@ -119,15 +129,15 @@ class CallSession:
     def barged_in(self, endpointer: Endpointer) -> bool:
         """Feed what the caller said meanwhile; True (and playback stopped) once they speak.
 
-        Only the far end's audio arrives here (SIP keeps the directions apart), and the
-        endpointer wants sustained speech, so a cough or line noise does not interrupt.
+        Our own voice coming back (a speakerphone, a line hybrid) is taken out first, and the
+        endpointer wants sustained speech, so neither echo nor a cough interrupts.
         """
         while True:
             try:
-                frame = self.audio.received.get_nowait()
+                heard = self.audio.received.get_nowait()
             except queue.Empty:
                 return False
-            endpointer.feed(frame)
+            endpointer.feed(self.echo.clean(heard.samples, heard.played))
             if endpointer.in_speech:
                 self.audio.stop_playback()
                 return True

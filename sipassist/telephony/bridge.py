@@ -36,18 +36,31 @@ class Playback:
     interrupted: bool = False
 
 
+@dataclass(frozen=True)
+class Heard:
+    """One block from the far end, with what we played up to the end of it (echo reference)."""
+
+    samples: np.ndarray
+    played: np.ndarray | None  # PLAYED_HISTORY of our output; None when it was all silence
+
+
 class CallAudio:
     """Audio of one call: queued playback out, received blocks in."""
 
     RECEIVE_BACKLOG = 1000  # blocks (20 s at 20 ms); older audio is dropped if nobody reads
+    PLAYED_HISTORY = 0.6  # seconds of our output kept for echo cancelling (voice/echo.py)
 
-    def __init__(self, name: str, inport: jack.OwnPort, outport: jack.OwnPort) -> None:
+    def __init__(self, name: str, inport: jack.OwnPort, outport: jack.OwnPort,
+                 sample_rate: int) -> None:
         self.name = name
+        self.sample_rate = sample_rate
         self.inport = inport
         self.outport = outport
-        self.received: queue.Queue[np.ndarray] = queue.Queue(self.RECEIVE_BACKLOG)
+        self.received: queue.Queue[Heard] = queue.Queue(self.RECEIVE_BACKLOG)
         self._playlist: deque[Playback] = deque()
         self.remote_ports: tuple[str, str] = ("", "")
+        self._played = np.zeros(int(self.PLAYED_HISTORY * sample_rate), np.float32)
+        self._silent_for = len(self._played)  # samples since we last played anything
 
     def play(self, samples: np.ndarray) -> Playback:
         """Queue float32 samples at the bridge rate after whatever is already playing."""
@@ -70,16 +83,7 @@ class CallAudio:
         return bool(self._playlist)
 
     def process(self, frames: int) -> None:
-        """Runs on JACK's process thread: no locks, no allocation beyond one copy in."""
-        block = self.inport.get_array().copy()
-        try:
-            self.received.put_nowait(block)
-        except queue.Full:
-            try:
-                self.received.get_nowait()
-            except queue.Empty:
-                pass
-            self.received.put_nowait(block)
+        """Runs on JACK's process thread: no locks, no allocation beyond the copies in."""
         out = self.outport.get_array()
         filled = 0
         while filled < frames and self._playlist:
@@ -92,6 +96,24 @@ class CallAudio:
                 self._playlist.popleft()
                 item.done.set()
         out[filled:] = 0.0
+        self._remember_played(out, filled)
+        played = None if self._silent_for >= len(self._played) else self._played.copy()
+        heard = Heard(self.inport.get_array().copy(), played)
+        try:
+            self.received.put_nowait(heard)
+        except queue.Full:
+            try:
+                self.received.get_nowait()
+            except queue.Empty:
+                pass
+            self.received.put_nowait(heard)
+
+    def _remember_played(self, out: np.ndarray, filled: int) -> None:
+        if filled == 0 and self._silent_for >= len(self._played):
+            return  # nothing played lately: the history is silence already
+        self._played[:-len(out)] = self._played[len(out):]
+        self._played[-len(out):] = out
+        self._silent_for = 0 if filled else self._silent_for + len(out)
 
 
 class JackBridge:
@@ -159,7 +181,7 @@ class JackBridge:
             name = f"call{next(self._names)}"
             inport = client.inports.register(f"{name}_in")
             outport = client.outports.register(f"{name}_out")
-            audio = CallAudio(name, inport, outport)
+            audio = CallAudio(name, inport, outport, self.sample_rate)
             try:
                 remote_out, remote_in = self._wait_for_call_ports(client, timeout)
                 client.connect(remote_out, inport)
