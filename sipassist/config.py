@@ -154,6 +154,9 @@ class ConversationSettings:
     idle_seconds: float = 12.0  # silence before asking "are you still there?"
     max_call_seconds: float = 600.0
     barge_in_frames: int = 8  # 20 ms voiced frames in a row that interrupt our speech
+    # Transcribe once the caller has paused this long, while the endpointer waits out the
+    # rest of listening.silence_seconds; kept if they said nothing more. 0 turns it off.
+    early_asr_seconds: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -351,6 +354,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("conversation.max_call_seconds: write 10 or more")
     if not 1 <= settings.conversation.barge_in_frames <= 100:
         raise ConfigError("conversation.barge_in_frames: write 1 to 100")
+    if not 0 <= settings.conversation.early_asr_seconds < listening.silence_seconds:
+        raise ConfigError("conversation.early_asr_seconds: write 0 (off) or less than "
+                          f"listening.silence_seconds ({listening.silence_seconds})")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:

@@ -58,11 +58,27 @@ def test_three_questions_and_goodbye(start_daemon, phone, synthesizer):
     assert "44 degrees" in answers["WEATHER"]
     assert record["transcript"][-1] == {**record["transcript"][-1], "who": "assistant",
                                         "text": "Goodbye!"}
+    # Each question was transcribed during the endpointer's wait for the end of speech.
+    callers = [turn for turn in record["transcript"] if turn["who"] == "caller"]
+    assert all("early_asr_ms" in turn["timings"] for turn in callers), callers
 
     # Each answer reached the phone: the very audio the daemon synthesised for it (Whisper
     # mishears numbers and names on a phone line, so the words are not compared).
     for tool, answer in answers.items():
         assert heard_audio(phone.recording(), synthesizer.synthesize(answer), RATE) > 0.6, tool
+
+
+def test_a_pause_mid_question_is_not_taken_for_its_end(start_daemon, phone, synthesizer):
+    """Early transcription starts at the pause; the words after it must still count."""
+    daemon = start_daemon(phone)
+    phone.set_speech(speech_track(synthesizer, [
+        4.5, "What's 25 times 4", 0.35, "plus 10?", 7.0, "Goodbye.", 3.0]), RATE)
+    phone.command("dial", daemon.sip_uri)
+    phone.wait_event(CALL_ESTABLISHED)
+    phone.wait_event(CALL_CLOSED, timeout=90)
+    record = finished_inbound(daemon)
+    answers = [turn["text"] for turn in record["transcript"] if turn.get("tool") == "CALC"]
+    assert answers == ["The result is 110"], record["transcript"]
 
 
 def test_caller_hangs_up_mid_answer(start_daemon, phone, synthesizer):

@@ -12,6 +12,8 @@ from sipassist.voice.intents import GOODBYE, TOOL, parse_duration, recognise
     ("Is it raining outside?", "WEATHER", {}),
     ("What's 25 times 4 plus 10?", "CALC", {"expression": "25 * 4 + 10"}),
     ("What is 7 divided by 2?", "CALC", {"expression": "7 / 2"}),
+    ("What's 25 times 4? Plus 10.", "CALC", {"expression": "25 * 4 + 10"}),  # a pause
+    ("What is 1,000 plus 2.5?", "CALC", {"expression": "1000 + 2.5"}),
     ("What time is it?", "DATETIME", {"format": "time"}),
     ("What time is it in Tokyo?", "DATETIME", {"format": "time", "timezone": "Asia/Tokyo"}),
     ("What's the time in New York?", "DATETIME",

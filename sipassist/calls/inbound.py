@@ -26,7 +26,7 @@ from ..tools.registry import ToolRegistry
 from ..voice.intents import GOODBYE, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
-from ..voice.vad import Endpointer, Utterance
+from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
 from .queue import CallQueue
 from .runner import ActiveCalls
@@ -151,6 +151,10 @@ class Dialogue:
         self.transcript: list[dict] = []
         self.history: list[dict[str, str]] = []
         self.deadline = time.monotonic() + calls.conversation.max_call_seconds
+        # (speech end, text, ms) transcribed during the endpointer's wait, if it still holds.
+        self._early: tuple[float, str, int] | None = None
+        pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
+        self.early_asr = (pause, self.transcribe_early) if pause else None
 
     def run(self) -> None:
         calls = self.calls
@@ -158,7 +162,8 @@ class Dialogue:
         asked_still_there = False
         while time.monotonic() < self.deadline:
             heard = self.session.listen(calls.settings.listening, calls.rate,
-                                        calls.conversation.idle_seconds, endpointer=pending)
+                                        calls.conversation.idle_seconds, endpointer=pending,
+                                        on_pause=self.early_asr)
             pending = None
             if heard is None:
                 if asked_still_there:
@@ -180,14 +185,30 @@ class Dialogue:
                 return
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
 
-    def hear(self, utterance: Utterance) -> str:
+    def transcribe_early(self, so_far: Utterance) -> None:
+        """The caller paused: transcribe now, while the endpointer makes sure they are done.
+
+        A later pause transcribes again; the utterance ends after one of them, so the last
+        one is always the whole of it unless speech ran on to max_utterance_seconds.
+        """
         started = time.monotonic()
-        text = self.calls.transcribe(utterance.samples, self.calls.rate).strip()
-        asr_ms = round((time.monotonic() - started) * 1000)
-        log.info("caller said %r (ASR %d ms)", text, asr_ms,
+        text = self.calls.transcribe(so_far.samples, self.calls.rate).strip()
+        self._early = (so_far.ended_at, text, round((time.monotonic() - started) * 1000))
+
+    def hear(self, utterance: Utterance) -> str:
+        early, self._early = self._early, None
+        timings: dict = {}
+        if early is not None and early[0] == utterance.ended_at:  # no word since the pause
+            text, timings["early_asr_ms"] = early[1], early[2]
+        else:
+            started = time.monotonic()
+            text = self.calls.transcribe(utterance.samples, self.calls.rate).strip()
+            timings["asr_ms"] = round((time.monotonic() - started) * 1000)
+        log.info("caller said %r (%s)", text,
+                 ", ".join(f"{k} {v}" for k, v in timings.items()),
                  extra={"CALL_ID": self.record.call_id})
         if text:
-            self.add_turn("caller", text, timings={"asr_ms": asr_ms})
+            self.add_turn("caller", text, timings=timings)
         return text
 
     def respond(self, text: str) -> tuple[Iterable[str], str | None, bool]:

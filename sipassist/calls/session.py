@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,10 +104,14 @@ class CallSession:
             self.echo.clean(heard.samples, heard.played)
 
     def listen(self, settings: ListenSettings, sample_rate: int, start_timeout: float,
-               endpointer: Endpointer | None = None) -> Utterance | KeyPress | None:
+               endpointer: Endpointer | None = None,
+               on_pause: tuple[int, Callable[[Utterance], None]] | None = None,
+               ) -> Utterance | KeyPress | None:
         """The next utterance or key press; None if no speech starts within start_timeout.
 
         An endpointer already in speech (from a barge-in) is continued, not restarted.
+        With on_pause = (frames, callback), the callback gets the speech so far each time the
+        caller has paused for that many frames, while the endpointer waits to be sure.
         """
         endpointer = endpointer or Endpointer(settings, sample_rate)
         deadline = time.monotonic() + start_timeout
@@ -123,6 +128,8 @@ class CallSession:
                 utterance = endpointer.feed(self.echo.clean(heard.samples, heard.played))
                 if utterance is not None:
                     return utterance
+                if on_pause and endpointer.silent_frames == on_pause[0]:
+                    on_pause[1](endpointer.so_far())
             if not endpointer.in_speech and time.monotonic() > deadline:
                 return None
 

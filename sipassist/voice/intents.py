@@ -96,7 +96,8 @@ def parse_duration(text: str) -> int | None:
 
 def _arithmetic(text: str) -> str | None:
     """The arithmetic part of "what's 25 times 4 plus 10?", or None."""
-    lowered = text.lower().replace(",", "")
+    # A pause mid-question comes back as "25 times 4? Plus 10.": only a decimal point stays.
+    lowered = re.sub(r"[?!]|\.(?!\d)", " ", text.lower().replace(",", ""))
     if not re.search(r"\d", lowered):
         return None
     if not re.search(r"\b(plus|minus|times|divided|multiplied|over|squared|cubed|power)\b|"

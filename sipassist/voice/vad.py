@@ -49,6 +49,19 @@ class Endpointer:
         return self._speech is not None
 
     @property
+    def silent_frames(self) -> int:
+        """Unvoiced frames in a row since the caller last spoke (0 outside speech)."""
+        return self._silent_run if self._speech is not None else 0
+
+    def so_far(self) -> Utterance | None:
+        """The speech heard until now, as if it had ended here (for early transcription)."""
+        if self._speech is None:
+            return None
+        return Utterance(samples=np.concatenate(self._speech).astype(np.float32),
+                         started_at=self._speech_start_frame * FRAME_SECONDS,
+                         ended_at=self._last_voiced_frame * FRAME_SECONDS, truncated=False)
+
+    @property
     def seconds_seen(self) -> float:
         return self._frames_seen * FRAME_SECONDS
 
