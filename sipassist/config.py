@@ -157,6 +157,9 @@ class ConversationSettings:
     # Transcribe once the caller has paused this long, while the endpointer waits out the
     # rest of listening.silence_seconds; kept if they said nothing more. 0 turns it off.
     early_asr_seconds: float = 0.2
+    # Said first when an answer takes longer than this to start (0 = never).
+    filler_after_seconds: float = 1.5
+    filler: str = "One moment."
 
 
 @dataclass(frozen=True)
@@ -354,6 +357,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("conversation.max_call_seconds: write 10 or more")
     if not 1 <= settings.conversation.barge_in_frames <= 100:
         raise ConfigError("conversation.barge_in_frames: write 1 to 100")
+    if settings.conversation.filler_after_seconds < 0:
+        raise ConfigError("conversation.filler_after_seconds: write 0 (never) or more")
     if not 0 <= settings.conversation.early_asr_seconds < listening.silence_seconds:
         raise ConfigError("conversation.early_asr_seconds: write 0 (off) or less than "
                           f"listening.silence_seconds ({listening.silence_seconds})")

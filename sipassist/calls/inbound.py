@@ -29,6 +29,7 @@ from ..voice.routing import ToolRouter
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
 from .queue import CallQueue
+from .filler import WithFiller
 from .runner import ActiveCalls
 from .session import CallEnded, CallSession, KeyPress
 
@@ -44,6 +45,11 @@ HISTORY_TURNS = 6  # past exchanges kept for the LLM (the prompt must stay short
 
 Speak = Callable[[str], np.ndarray]
 Transcribe = Callable[[np.ndarray, int], str]
+
+
+def recognise_goodbye(text: str) -> bool:
+    intent = recognise(text)
+    return intent is not None and intent.kind == GOODBYE
 
 
 def caller_extension(uri: str) -> str:
@@ -153,6 +159,7 @@ class Dialogue:
         self.deadline = time.monotonic() + calls.conversation.max_call_seconds
         # (speech end, text, ms) transcribed during the endpointer's wait, if it still holds.
         self._early: tuple[float, str, int] | None = None
+        self.answer_tool: str | None = None  # the tool behind the answer being spoken
         pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
         self.early_asr = (pause, self.transcribe_early) if pause else None
 
@@ -179,10 +186,18 @@ class Dialogue:
             if not text:
                 continue
             started = time.monotonic()
-            reply, tool, done = self.respond(text)
-            pending = self.say(reply, tool=tool, interruptible=not done, started=started)
-            if done:
+            if recognise_goodbye(text):
+                self.say([FAREWELL], interruptible=False)
                 return
+            answer = self.answer(text)
+            if calls.conversation.filler_after_seconds > 0:
+                answer = WithFiller(answer, calls.conversation.filler_after_seconds,
+                                    calls.conversation.filler)
+            try:
+                pending = self.say(answer, started=started)
+            finally:
+                if isinstance(answer, WithFiller):
+                    answer.close()
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
 
     def transcribe_early(self, so_far: Utterance) -> None:
@@ -211,21 +226,23 @@ class Dialogue:
             self.add_turn("caller", text, timings=timings)
         return text
 
-    def respond(self, text: str) -> tuple[Iterable[str], str | None, bool]:
-        """(sentences to say, the tool used, whether the call ends after them)."""
+    def answer(self, text: str) -> Iterator[str]:
+        """The sentences that answer `text`, worked out as they are spoken: a tool the rules
+        or the model pick, else the model's reply. Sets answer_tool for the transcript."""
         intent = recognise(text)
-        if intent is not None and intent.kind == GOODBYE:
-            return [FAREWELL], None, True
         if intent is None and self.calls.router is not None:
             intent = self.calls.router.route(text, self.calls.tools)
         if intent is not None:
             tool = self.calls.tools.get(intent.tool)
             if tool is not None and tool.enabled:
-                return [self.run_tool(tool, intent.args)], tool.name, False
+                self.answer_tool = tool.name
+                yield self.run_tool(tool, intent.args)
+                return
         if self.calls.chat is None:
-            return [NO_LLM], None, False
+            yield NO_LLM
+            return
         self.history.append({"role": "user", "content": text})
-        return self.chat_reply(), None, False
+        yield from self.chat_reply()
 
     def run_tool(self, tool, args: dict) -> str:
         if tool.name == "SET_TIMER":
@@ -247,10 +264,11 @@ class Dialogue:
             if not spoken:
                 spoken.append(LLM_FAILED)
                 yield LLM_FAILED
-        self.history.append({"role": "assistant", "content": " ".join(spoken)})
+        finally:  # also when the caller cut the reply short: what was said is history
+            self.history.append({"role": "assistant", "content": " ".join(spoken)})
 
-    def say(self, sentences: Iterable[str], tool: str | None = None,
-            interruptible: bool = True, started: float | None = None) -> Endpointer | None:
+    def say(self, sentences: Iterable[str], interruptible: bool = True,
+            started: float | None = None) -> Endpointer | None:
         """Speak sentence by sentence as they come; returns the endpointer of a barge-in.
 
         With `started` (when the answer began to be worked out) the turn records how long the
@@ -278,6 +296,7 @@ class Dialogue:
             session.check()
             return None
         finally:
+            tool, self.answer_tool = self.answer_tool, None
             if said:
                 self.add_turn("assistant", " ".join(said), tool, timings)
 
