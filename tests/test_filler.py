@@ -51,3 +51,19 @@ def test_close_stops_the_answer_and_runs_its_cleanup():
     assert next(iter(answer)) == "More."
     answer.close()
     assert cleaned.is_set()
+
+
+def test_the_next_sentence_is_worked_out_only_when_asked_for():
+    produced = []
+
+    def counting():
+        for n in range(3):
+            produced.append(n)
+            yield f"Sentence {n}."
+
+    answer = WithFiller(counting(), after=5.0, filler="One moment.")
+    spoken = iter(answer)
+    assert next(spoken) == "Sentence 0."
+    assert produced == [0]  # nothing ran ahead while the first was being spoken
+    assert list(spoken) == ["Sentence 1.", "Sentence 2."]
+    answer.close()
