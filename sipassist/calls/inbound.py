@@ -23,13 +23,13 @@ from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
 from ..tools.base import ParameterError, ToolError
 from ..tools.registry import ToolRegistry
-from ..voice.intents import GOODBYE, recognise
+from ..voice.intents import GOODBYE, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
+from .filler import WithFiller
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
 from .queue import CallQueue
-from .filler import WithFiller
 from .runner import ActiveCalls
 from .session import CallEnded, CallSession, KeyPress
 
@@ -231,7 +231,7 @@ class Dialogue:
         or the model pick, else the model's reply. Sets answer_tool for the transcript."""
         intent = recognise(text)
         if intent is None and self.calls.router is not None:
-            intent = self.calls.router.route(text, self.calls.tools)
+            intent = self.route(text)
         if intent is not None:
             tool = self.calls.tools.get(intent.tool)
             if tool is not None and tool.enabled:
@@ -243,6 +243,13 @@ class Dialogue:
             return
         self.history.append({"role": "user", "content": text})
         yield from self.chat_reply()
+
+    def route(self, text: str) -> Intent | None:
+        try:
+            return self.calls.router.route(text, self.calls.tools)
+        except Exception:  # the model's answer can still serve
+            log.exception("tool routing failed", extra={"CALL_ID": self.record.call_id})
+            return None
 
     def run_tool(self, tool, args: dict) -> str:
         if tool.name == "SET_TIMER":
