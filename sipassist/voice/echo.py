@@ -23,6 +23,7 @@ from .resample import resample
 ANALYSIS_BLOCKS = 10  # blocks heard (200 ms) cross-correlated to find the delay
 MIN_CORRELATION = 0.5  # below this, what we hear is not (mostly) our echo
 ECHO_ONLY = 0.06  # a block whose energy cancelling took below this share (-12 dB) was echo
+ECHO_DOMINANT = 0.5  # below this share, echo was most of the block and is worth taking out
 QUIET = 1e-7  # mean square below which a block counts as silence (-70 dBFS)
 
 
@@ -68,7 +69,9 @@ class EchoCanceller:
             # remainder (it goes by spectrum more than level), so none of it is passed on.
             self.suppressed += 1
             return np.zeros_like(block)
-        return residual.astype(np.float32) if left < 1.0 else block
+        if left < ECHO_DOMINANT:  # the caller over our echo: keep the caller
+            return residual.astype(np.float32)
+        return block  # little of it is echo: leave the caller's voice untouched
 
     def _band_limited(self, played: np.ndarray) -> np.ndarray:
         """What the line lets through of what we played (G.711 carries up to 4 kHz)."""
