@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -23,7 +24,7 @@ from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
 from ..tools.base import ParameterError, ToolError
 from ..tools.registry import ToolRegistry
-from ..voice.intents import GOODBYE, Intent, recognise
+from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
@@ -41,6 +42,9 @@ NO_LLM = ("Sorry, I can only help with the time, the weather, sums, timers and r
           "right now.")
 LLM_FAILED = "Sorry, I can't answer that right now."
 ANSWER_TIMEOUT = 5.0  # seconds from accept to an established call
+# Answered ahead of the endpoint: no side effects, and the same answer a moment later
+# (the weather station's next reading may differ, so WEATHER is not among them).
+PREPARED_TOOLS = frozenset({"DATETIME", "CALC"})
 HISTORY_TURNS = 6  # past exchanges kept for the LLM (the prompt must stay short)
 
 Speak = Callable[[str], np.ndarray]
@@ -209,6 +213,17 @@ class Dialogue:
         started = time.monotonic()
         text = self.calls.transcribe(so_far.samples, self.calls.rate).strip()
         self._early = (so_far.ended_at, text, round((time.monotonic() - started) * 1000))
+        threading.Thread(target=self.prepare, args=(text,), name="prepare", daemon=True).start()
+
+    def prepare(self, text: str) -> None:
+        """Synthesise the answer to a plain question that has no side effects now, while
+        the endpointer still waits: at the endpoint Piper's cache already holds it."""
+        intent = recognise(text)
+        if intent is None or intent.kind != TOOL or intent.tool not in PREPARED_TOOLS:
+            return
+        tool = self.calls.tools.get(intent.tool)
+        if tool is not None and tool.enabled:
+            self.calls.speak(self.run_tool(tool, intent.args))
 
     def hear(self, utterance: Utterance) -> str:
         early, self._early = self._early, None
