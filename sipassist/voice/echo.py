@@ -44,8 +44,10 @@ class EchoCanceller:
         self._heard.append(block)
         if played is None or float(np.mean(played * played)) < QUIET:
             return block
+        # Both in the narrowest band a call may have (G.711): a G.722 call's echo is wider,
+        # but what is below 4 kHz decides whether a block is echo.
         reference = self._band_limited(played)
-        recent = np.concatenate(self._heard)
+        recent = self._band_limited(np.concatenate(self._heard))
         found = self._find_delay(recent, reference)
         if found is not None:
             self.delay = found
@@ -56,14 +58,15 @@ class EchoCanceller:
         if end - size < 0:
             return block
         echo = reference[end - size:end]
+        narrow = recent[-size:]
         power = float(np.dot(echo, echo))
         if power < QUIET * size:
             return block
-        gain = float(np.dot(block, echo)) / power
+        gain = float(np.dot(narrow, echo)) / power
         if gain <= 0:
             return block
-        residual = block - gain * echo
-        left = float(np.dot(residual, residual)) / max(float(np.dot(block, block)), 1e-12)
+        residual = narrow - gain * echo
+        left = float(np.dot(residual, residual)) / max(float(np.dot(narrow, narrow)), 1e-12)
         if left < ECHO_ONLY:
             # Nearly all of it was our echo. The VAD would still hear speech in the
             # remainder (it goes by spectrum more than level), so none of it is passed on.
@@ -73,14 +76,14 @@ class EchoCanceller:
             return residual.astype(np.float32)
         return block  # little of it is echo: leave the caller's voice untouched
 
-    def _band_limited(self, played: np.ndarray) -> np.ndarray:
-        """What the line lets through of what we played (G.711 carries up to 4 kHz)."""
+    def _band_limited(self, audio: np.ndarray) -> np.ndarray:
+        """`audio` as a G.711 line passes it: nothing above 4 kHz."""
         if self.line_rate >= self.sample_rate:
-            return played
-        narrow = resample(played, self.sample_rate, self.line_rate)
+            return audio
+        narrow = resample(audio, self.sample_rate, self.line_rate)
         wide = resample(narrow, self.line_rate, self.sample_rate)
-        return wide[: len(played)] if len(wide) >= len(played) else np.pad(
-            wide, (0, len(played) - len(wide)))
+        return wide[: len(audio)] if len(wide) >= len(audio) else np.pad(
+            wide, (0, len(audio) - len(wide)))
 
     @staticmethod
     def _find_delay(recent: np.ndarray, reference: np.ndarray) -> int | None:
