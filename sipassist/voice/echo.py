@@ -18,19 +18,31 @@ from collections import deque
 
 import numpy as np
 
-from .resample import resample
 
 ANALYSIS_BLOCKS = 10  # blocks heard (200 ms) cross-correlated to find the delay
-MIN_CORRELATION = 0.5  # below this, what we hear is not (mostly) our echo
+MIN_CORRELATION = 0.65  # below this, what we hear is not (mostly) our echo; same-voice speech
+# that merely resembles ours reached 0.5
 ECHO_ONLY = 0.06  # a block whose energy cancelling took below this share (-12 dB) was echo
 ECHO_DOMINANT = 0.5  # below this share, echo was most of the block and is worth taking out
 QUIET = 1e-7  # mean square below which a block counts as silence (-70 dBFS)
+
+
+LOWPASS_TAPS = 63
+
+
+def lowpass(cutoff: float) -> np.ndarray:
+    """A windowed-sinc low-pass FIR; `cutoff` as a fraction of the sample rate."""
+    n = np.arange(LOWPASS_TAPS) - (LOWPASS_TAPS - 1) / 2
+    taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(LOWPASS_TAPS)
+    return (taps / taps.sum()).astype(np.float32)
 
 
 class EchoCanceller:
     def __init__(self, sample_rate: int, line_rate: int = 8000) -> None:
         self.sample_rate = sample_rate
         self.line_rate = line_rate  # the codec's band: echo holds nothing above half of it
+        self._lowpass = lowpass(0.45 * line_rate / sample_rate) if line_rate < sample_rate \
+            else None
         self._heard: deque[np.ndarray] = deque(maxlen=ANALYSIS_BLOCKS)
         self.delay: int | None = None  # samples, once found
         self.suppressed = 0  # blocks in which echo was taken out (for logs and tests)
@@ -77,13 +89,12 @@ class EchoCanceller:
         return block  # little of it is echo: leave the caller's voice untouched
 
     def _band_limited(self, audio: np.ndarray) -> np.ndarray:
-        """`audio` as a G.711 line passes it: nothing above 4 kHz."""
-        if self.line_rate >= self.sample_rate:
+        """`audio` as a G.711 line passes it: nothing above 4 kHz. The filter is causal, so
+        the newest samples, the ones being judged, are filtered as fully as the rest; it
+        delays both sides alike, which leaves the echo's delay as it was."""
+        if self._lowpass is None:
             return audio
-        narrow = resample(audio, self.sample_rate, self.line_rate)
-        wide = resample(narrow, self.line_rate, self.sample_rate)
-        return wide[: len(audio)] if len(wide) >= len(audio) else np.pad(
-            wide, (0, len(audio) - len(wide)))
+        return np.convolve(audio, self._lowpass)[: len(audio)].astype(np.float32)
 
     @staticmethod
     def _find_delay(recent: np.ndarray, reference: np.ndarray) -> int | None:
