@@ -117,6 +117,7 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
             phone.wait_event(CALL_CLOSED, timeout=len(asked) * (GAP_SECONDS + 8) + 60)
             daemon.queue.wait_idle(timeout=30)
             cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
+            pss_mb = _pss_mb()
             heard, rate = read_wav(phone.recording())
             record = daemon.queue.recent(1, "inbound")[0]
             turns = _turns(record.transcript, asked, ends, heard, rate, settings)
@@ -124,8 +125,20 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
             phone.stop()
             daemon.stop()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _report(turns, rss_mb, cpu, load_seconds, settings, json_path)
+    _report(turns, rss_mb, pss_mb, cpu, load_seconds, settings, json_path)
     return 0
+
+
+def _pss_mb() -> float | None:
+    """Proportional set size: the model weights are mapped by the chat model and the tool
+    router alike; RSS counts those pages twice, PSS once."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _port_block_free(base: int) -> bool:
@@ -185,8 +198,8 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _report(turns: list[Turn], rss_mb: float, cpu: float, load_seconds: float,
-            settings: Settings, json_path: Path | None) -> None:
+def _report(turns: list[Turn], rss_mb: float, pss_mb: float | None, cpu: float,
+            load_seconds: float, settings: Settings, json_path: Path | None) -> None:
     print(f"{'question':32} {'latency':>8} {'endpt':>6} {'asr':>5} {'early':>5} {'decide':>6} "
           f"{'tts':>5} {'audio':>6}  answer")
     fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
@@ -205,13 +218,14 @@ def _report(turns: list[Turn], rss_mb: float, cpu: float, load_seconds: float,
         "median_tts_first_ms": statistics.median([t.tts_first_ms for t in turns
                                                   if t.tts_first_ms is not None] or [0]),
         "endpointing_ms": int(settings.listening.silence_seconds * 1000),
-        "peak_rss_mb": round(rss_mb), "cpu_cores_used": round(cpu, 2),
+        "peak_rss_mb": round(rss_mb),
+        "pss_mb": None if pss_mb is None else round(pss_mb), "cpu_cores_used": round(cpu, 2),
         "model_load_seconds": round(load_seconds, 1),
         "asr_model": settings.models.asr_model, "llm": settings.llm.backend,
     }
     print(f"\nvoice-to-voice latency: p50 {fmt(summary['p50_ms'])} ms, "
           f"p90 {fmt(summary['p90_ms'])} ms over {len(latencies)} of {len(turns)} turns; "
-          f"peak RSS {summary['peak_rss_mb']} MB; CPU {summary['cpu_cores_used']} cores "
+          f"peak RSS {summary['peak_rss_mb']} MB (PSS {fmt(summary['pss_mb'])} MB); CPU {summary['cpu_cores_used']} cores "
           f"during the call; models loaded in {summary['model_load_seconds']} s")
     if json_path:
         json_path.write_text(json.dumps({"summary": summary,
