@@ -115,6 +115,10 @@ fi
 packages=(baresip-core jackd2 libportaudio2 espeak-ng sox libsox-fmt-all
           python3 python3-venv python3-dev build-essential cmake libsystemd-dev pkg-config)
 [ "$mode" = dev ] && packages+=(sip-tester systemd)
+# The SD image's boot test (tests/test_image.py) builds the small amd64 variant and boots it
+# under KVM: these are image/host-deps.sh's amd64 tools (the arm64 build adds its own).
+[ "$mode" = dev ] && packages+=(mmdebstrap genimage dosfstools mtools fdisk e2fsprogs bmap-tools
+                                zstd file curl qemu-system-x86 ipxe-qemu)
 # The appliance: its user (passwd), pgrep (procps), HTTPS to PyPI (ca-certificates).
 [ "$mode" = system ] && packages+=(passwd procps ca-certificates)
 

@@ -55,7 +55,7 @@ fi
 # install.sh then finds them installed).
 packages=(systemd-sysv udev dbus kmod iproute2 netbase ca-certificates tzdata locales
           systemd-timesyncd systemd-resolved openssh-server wpasupplicant iw curl less nano
-          dosfstools zstd initramfs-tools "$kernel" libgomp1
+          dosfstools e2fsprogs zstd initramfs-tools "$kernel" libgomp1
           baresip-core jackd2 libportaudio2 espeak-ng sox libsox-fmt-all python3 python3-venv
           python3-dev build-essential cmake libsystemd-dev pkg-config passwd procps)
 [ "$arch" = arm64 ] && packages+=(raspi-firmware firmware-brcm80211)
@@ -107,7 +107,9 @@ if ! mmdebstrap --mode=root --variant=minbase --arch="$arch" --format=directory 
     tail -n 40 "$work/mmdebstrap.log" >&2
     fail "mmdebstrap failed (last lines above)"
 fi
-grep '^image: \|^sipassist: ' "$work/mmdebstrap.log" | sed 's/\x1b\[[0-9;]*m//g' || true
+# The log stays beside the image; the hooks' and install.sh's own lines are shown here.
+sed 's/\x1b\[[0-9;]*m//g' "$work/mmdebstrap.log" > "$out/$name.build.log"
+grep -E '^(image|sipassist): ' "$out/$name.build.log" || true
 step "root filesystem built ($(du -sh "$rootfs" | cut -f1))"
 
 # The kernel and initrd beside the image, for QEMU's -kernel/-initrd (a Pi boots them from the
