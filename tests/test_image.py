@@ -2,15 +2,17 @@
 
 The small variant runs every customisation step of the Raspberry Pi image (the same mmdebstrap
 hooks: overlay, install.sh offline from host-fetched wheels, appliance setup, one initramfs) for
-x86_64 and without the local LLM, so it builds natively (no qemu-user emulation) in about two
-minutes, and boots under KVM where KVM runs a stock kernel, else under TCG in about a minute; the arm64 image is the documented `image/build.sh` + `image/vmboot.py` run (see
-image/README.md). The test then edits the card's FAT partition as a person would (a
-sipassist.toml and a wifi.conf), boots the image with sipassist-selftest.service on the kernel
-command line, and reads the report the VM prints on its serial console: sipassist.service
-active, no failed unit, /health healthy inside the VM, and the first-boot step's effects.
+x86_64 and without the local LLM: it builds natively (no qemu-user emulation) in about two
+minutes and boots under KVM where KVM runs a stock kernel, else under TCG in about a minute.
+The arm64 image is the documented `image/build.sh` + `image/vmboot.py` run (image/README.md).
 
-Needs root, the network to Debian's archive and PyPI, ~8 GB in the temp dir, and the
-host tools (`image/host-deps.sh amd64`; ./install.sh --dev installs them).
+The test edits the card's FAT partition as a person would (a sipassist.toml and a wifi.conf),
+boots the image with sipassist-selftest.service on the kernel command line, and reads the
+report the VM prints on its serial console: sipassist.service active, no failed unit, /health
+healthy inside the VM, and what the first-boot step did.
+
+Needs root, the network to Debian's archive and PyPI, ~8 GB in /var/tmp, and the host tools
+(`image/host-deps.sh amd64`; ./install.sh --dev installs them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +61,7 @@ WIFI = "country=DE\nssid=Test Network\npsk=correct horse battery\n"
 def _vmboot():
     spec = importlib.util.spec_from_file_location("vmboot", REPO / "image" / "vmboot.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["vmboot"] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module
 
