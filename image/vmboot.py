@@ -38,6 +38,7 @@ class Boot:
     verdict: str = ""
     report: dict[str, str] = field(default_factory=dict)
     firstboot: list[str] = field(default_factory=list)
+    journal: list[str] = field(default_factory=list)  # sipassist's journal, sent on FAIL
     console: list[str] = field(default_factory=list)
     seconds_to_verdict: float = 0.0
     powered_off: bool = False
@@ -138,6 +139,8 @@ def boot(arch: str, out: Path, name: str, timeout: float, log: Path | None = Non
                 result.seconds_to_verdict = time.monotonic() - started
                 # The self-test powers the VM off next; give it a moment to do so cleanly.
                 deadline = min(deadline, time.monotonic() + 60)
+            elif "SIPASSIST-SELFTEST journal: " in text:
+                result.journal.append(text.split("SIPASSIST-SELFTEST journal: ", 1)[1])
             elif "SIPASSIST-SELFTEST firstboot: " in text:
                 result.firstboot.append(text.split("SIPASSIST-SELFTEST firstboot: ", 1)[1])
             elif (match := re.search(r"SIPASSIST-SELFTEST (\S+?)=(.*)$", text)):
@@ -170,6 +173,8 @@ def main() -> int:
         print(f"{key} = {value}")
     for line in result.firstboot:
         print(f"firstboot: {line}")
+    for line in result.journal:
+        print(f"journal: {line}")
     print(f"verdict ({result.accel}): {result.verdict or 'none (timeout or QEMU ended)'} after "
           f"{result.seconds_to_verdict:.0f} s; powered off: {result.powered_off}; console in {log}")
     return 0 if result.verdict == "PASS" else 1

@@ -134,7 +134,8 @@ def test_small_image_builds_boots_and_serves_health() -> None:
         times["boot total"] = time.monotonic() - started
         print("\n".join(result.console[-80:]))
         report = result.report
-        assert result.verdict == "PASS", (result.verdict, report)
+        times["sipassist restarts"] = float(report.get("sipassist-restarts", "nan"))
+        assert result.verdict == "PASS", (result.verdict, report, "\n".join(result.journal))
         assert report["sipassist.service"] == "active"
         assert report["failed-units"] == "none"
         assert '"status": "healthy"' in report["health"].replace('":"', '": "')
