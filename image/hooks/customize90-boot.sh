@@ -13,12 +13,13 @@ echo "image: initramfs for $kver built in $(( $(date +%s) - started )) s"
 
 if [ "$arch" = arm64 ]; then
     # raspi-firmware's kernel hook copies kernel, initrd and DTBs to /boot/firmware and writes
-    # cmdline.txt from these settings: root by label, serial console (ttyS1 = GPIO 14/15 on a
-    # Pi 3/4 with Bluetooth on the PL011), the screen.
+    # cmdline.txt from these settings: root by label; a login on the screen and on the serial
+    # port (ttyS1 = GPIO 14/15 on a Pi 3/4), boot messages on the serial port (the last one).
     cat > "$root/etc/default/raspi-firmware" <<'CONF'
-# Read by raspi-firmware's kernel hook when it writes /boot/firmware/cmdline.txt.
+# Read by raspi-firmware's kernel hook when it writes /boot/firmware/cmdline.txt (see the
+# package's /usr/share/doc/raspi-firmware for every setting). Set by the sipassist image build.
 ROOTPART=LABEL=RASPIROOT
-CONSOLES="ttyS1,115200 tty0"
+CONSOLES="tty0 ttyS1,115200"
 CONF
     chroot "$root" env -u INITRD DEB_MAINT_PARAMS=configure \
         /etc/kernel/postinst.d/z50-raspi-firmware "$kver" "/boot/vmlinuz-$kver"
