@@ -112,6 +112,15 @@ sed 's/\x1b\[[0-9;]*m//g' "$work/mmdebstrap.log" > "$out/$name.build.log"
 grep -E '^(image|sipassist): ' "$out/$name.build.log" || true
 step "root filesystem built ($(du -sh "$rootfs" | cut -f1))"
 
+# The cross-built llama.cpp libraries must load on the target (run through qemu-user on an
+# x86_64 host): a wrong architecture or a missing library fails here, not on the Pi.
+if [[ ",$extras," == *,llm,* ]]; then
+    chroot "$rootfs" /opt/sipassist/venv/bin/python -c \
+        'import llama_cpp; print("image: llama-cpp-python", llama_cpp.__version__, "loads:",
+              llama_cpp.llama_print_system_info().decode().strip()[:80])' \
+        || fail "llama-cpp-python does not load in the image (see above)"
+fi
+
 # The kernel and initrd beside the image, for QEMU's -kernel/-initrd (a Pi boots them from the
 # FAT partition instead).
 kver=$(basename "$(ls -d "$rootfs"/lib/modules/* | sort -V | tail -n1)")
