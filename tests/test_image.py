@@ -33,16 +33,13 @@ pytestmark = [pytest.mark.image, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "sipassist-amd64-small"
+# What a person writes on the card: the SIP identity, time zone and station port. No
+# [sip.registrar]: the VM reaches no PBX, and sipassist reports ready (and healthy) only once
+# registered with the one it is given (test_image_firstboot.py covers a registrar's settings).
 CARD_CONFIG = """\
-# What a person writes on the card: the SIP account, time zone and station port.
 [sip]
 user = "imagetest"
-
-[sip.registrar]
-domain = "pbx.invalid"
-username = "1050"
-password = "s3cret"
-register_interval = 600
+display_name = "Image Test"
 
 [tools]
 timezone = "Europe/Berlin"
@@ -134,7 +131,8 @@ def test_small_image_builds_boots_and_serves_health() -> None:
         times["boot total"] = time.monotonic() - started
         print("\n".join(result.console[-80:]))
         report = result.report
-        times["sipassist restarts"] = float(report.get("sipassist-restarts", "nan"))
+        print(f"sipassist restarts in the VM: {report.get('sipassist-restarts')}; "
+              f"boot: {report.get('boot-time')}")
         assert result.verdict == "PASS", (result.verdict, report, "\n".join(result.journal))
         assert report["sipassist.service"] == "active"
         assert report["failed-units"] == "none"
