@@ -51,11 +51,11 @@ if [ $small = 1 ]; then
 fi
 
 # What goes in the image: Debian's kernel (+ the Pi firmware on arm64), systemd with networkd,
-# ssh, Wi-Fi, and what install.sh would install itself (listed so that one apt run does it all;
+# ssh, Wi-Fi, growpart (the root grows to the card), and what install.sh would install itself (listed so that one apt run does it all;
 # install.sh then finds them installed).
 packages=(systemd-sysv udev dbus kmod iproute2 netbase ca-certificates tzdata locales
           systemd-timesyncd systemd-resolved openssh-server wpasupplicant iw curl less nano
-          dosfstools e2fsprogs zstd initramfs-tools "$kernel" libgomp1
+          dosfstools e2fsprogs cloud-guest-utils zstd initramfs-tools "$kernel" libgomp1
           baresip-core jackd2 libportaudio2 espeak-ng sox libsox-fmt-all python3 python3-venv
           python3-dev build-essential cmake libsystemd-dev pkg-config passwd procps)
 [ "$arch" = arm64 ] && packages+=(raspi-firmware firmware-brcm80211)

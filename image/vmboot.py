@@ -143,6 +143,8 @@ def boot(arch: str, out: Path, name: str, timeout: float, log: Path | None = Non
                 result.journal.append(text.split("SIPASSIST-SELFTEST journal: ", 1)[1])
             elif "SIPASSIST-SELFTEST firstboot: " in text:
                 result.firstboot.append(text.split("SIPASSIST-SELFTEST firstboot: ", 1)[1])
+            elif "SIPASSIST-SELFTEST growroot: " in text:
+                result.firstboot.append(text.split("SIPASSIST-SELFTEST growroot: ", 1)[1])
             elif (match := re.search(r"SIPASSIST-SELFTEST (\S+?)=(.*)$", text)):
                 result.report[match.group(1)] = match.group(2)
             if "reboot: Power down" in text:

@@ -7,9 +7,10 @@ minutes and boots under KVM where KVM runs a stock kernel, else under TCG in abo
 The arm64 image is the documented `image/build.sh` + `image/vmboot.py` run (image/README.md).
 
 The test edits the card's FAT partition as a person would (a sipassist.toml and a wifi.conf),
-boots the image with sipassist-selftest.service on the kernel command line, and reads the
-report the VM prints on its serial console: sipassist.service active, no failed unit, /health
-healthy inside the VM, and what the first-boot step did.
+boots the image on a disk 1 GiB larger than the image (as a card is) with
+sipassist-selftest.service on the kernel command line, and reads the report the VM prints on
+its serial console: sipassist.service active, no failed unit, /health healthy inside the VM,
+what the first-boot step did, and the root file system grown to the end of the disk.
 
 Needs root, the network to Debian's archive and PyPI, ~8 GB in /var/tmp, and the host tools
 (`image/host-deps.sh amd64`; ./install.sh --dev installs them).
@@ -72,12 +73,14 @@ def _skip_unless_possible() -> None:
         pytest.skip(f"{missing.stderr.strip()}: run image/host-deps.sh amd64")
 
 
-def _fat_offset(image: Path) -> int:
+def _partitions(image: Path) -> tuple[int, int]:
+    """The FAT partition's byte offset and the root partition's size in MiB."""
     table = json.loads(subprocess.run(["sfdisk", "-J", str(image)], capture_output=True,
                                       text=True, check=True).stdout)["partitiontable"]
-    first = table["partitions"][0]
-    assert first["type"] == "c" and first.get("bootable"), table
-    return first["start"] * table.get("sectorsize", 512)
+    fat, root = table["partitions"]
+    assert fat["type"] == "c" and fat.get("bootable") and root["type"] == "83", table
+    sector = table.get("sectorsize", 512)
+    return fat["start"] * sector, root["size"] * sector // 2**20
 
 
 def test_small_image_builds_boots_and_serves_health() -> None:
@@ -109,7 +112,8 @@ def test_small_image_builds_boots_and_serves_health() -> None:
         assert "llama" not in manifest  # the small variant leaves the LLM out
 
         # The card as shipped: the commented example config and the Wi-Fi example.
-        fat = f"{image}@@{_fat_offset(image)}"
+        fat_offset, root_mib = _partitions(image)
+        fat = f"{image}@@{fat_offset}"
         listing = subprocess.run(["mdir", "-b", "-i", fat, "::"], capture_output=True,
                                  text=True, check=True).stdout
         for name in ("SIPASSIST.TOML", "WIFI.CONF.EXAMPLE", "README.TXT"):
@@ -124,6 +128,9 @@ def test_small_image_builds_boots_and_serves_health() -> None:
             source = work / name
             source.write_text(text)
             subprocess.run(["mcopy", "-o", "-i", fat, str(source), f"::{name}"], check=True)
+
+        # A card bigger than the image: the root partition grows into the rest at first boot.
+        os.truncate(image, image.stat().st_size + 2**30)
 
         started = time.monotonic()
         result = vmboot.boot("amd64", out, NAME, timeout=600, log=work / "console.log")
@@ -150,6 +157,8 @@ def test_small_image_builds_boots_and_serves_health() -> None:
         assert "'imagetest'" in joined and "'/dev/ttyUSB3'" in joined
         assert "Wi-Fi network 'Test Network' (country DE) set up for wlan0" in joined
         assert "generated this box's ssh host keys" in joined
+        assert f"grew /dev/vda2 from {root_mib} MiB to {root_mib + 1024} MiB" in joined
+        assert int(report["root-size-mib"]) > root_mib + 512
         assert result.powered_off, "the self-test did not power the VM off"
     finally:
         print("image test times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))

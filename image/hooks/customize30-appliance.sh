@@ -6,7 +6,7 @@ root=$1
 repo=${SIPASSIST_IMAGE_REPO:?set by image/build.sh}
 
 systemctl --root="$root" enable systemd-networkd.service systemd-resolved.service \
-    systemd-timesyncd.service sipassist-firstboot.service >/dev/null
+    systemd-timesyncd.service sipassist-firstboot.service sipassist-growroot.service >/dev/null
 systemctl --root="$root" is-enabled sipassist.service >/dev/null \
     || { echo "image: error: install.sh did not enable sipassist.service" >&2; exit 1; }
 # Wi-Fi starts when wlan0 appears (a Pi has one, QEMU not); its drop-in waits for wifi.conf.
