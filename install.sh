@@ -75,6 +75,10 @@ if [ $uninstall = 1 ]; then
         systemctl daemon-reload
         systemctl reset-failed sipassist.service >/dev/null 2>&1 || true
     elif [ -f "$unit" ]; then
+        # systemd installed but not running (an image being built): drop the enable symlinks too.
+        if [ $systemd_installed = 1 ]; then
+            systemctl disable sipassist.service >/dev/null 2>&1 || true
+        fi
         rm -f "$unit"
         say "removed $unit"
     fi
@@ -116,7 +120,7 @@ packages=(baresip-core jackd2 libportaudio2 espeak-ng sox libsox-fmt-all
           python3 python3-venv python3-dev build-essential cmake libsystemd-dev pkg-config)
 [ "$mode" = dev ] && packages+=(sip-tester systemd)
 # The SD image's boot test (tests/test_image.py) builds the small amd64 variant and boots it
-# under KVM: these are image/host-deps.sh's amd64 tools (the arm64 build adds its own).
+# in QEMU: these are image/host-deps.sh's amd64 tools (the arm64 build adds its own).
 [ "$mode" = dev ] && packages+=(mmdebstrap genimage dosfstools mtools fdisk e2fsprogs bmap-tools
                                 zstd file curl qemu-system-x86 ipxe-qemu)
 # The appliance: its user (passwd), pgrep (procps), HTTPS to PyPI (ca-certificates).
@@ -341,6 +345,7 @@ elif [ $run = 1 ]; then
     exec "${foreground[@]}"
 elif [ $systemd_installed = 1 ]; then
     say "installed and enabled: systemd starts sipassist.service at the next boot"
+    say "(systemd does not run here now; to run it in the foreground meanwhile: $hint)"
 else
     say "installed. No systemd here: start it in the foreground with"
     say "  $hint"
