@@ -85,8 +85,10 @@ def main() -> None:
     binary = [r for r in wanted if name_of(r) not in SDIST_ONLY | CROSS_BUILT]
     sdists = [r for r in wanted if name_of(r) in SDIST_ONLY]
     cross = [r for r in wanted if name_of(r) in CROSS_BUILT]
-    partial = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent.mkdir(
-        parents=True, exist_ok=True) or dest.parent))
+    # Filled beside its final place and renamed when complete: an interrupted download is
+    # never taken for a finished one.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     try:
         pip_download(pip, partial, [*target, *binary, *BUILD_TOOLS])
         if sdists:
