@@ -194,7 +194,8 @@ source_changed=1
 stamp=$prefix/.installed
 tree_sum() {
     (cd "$1" && find . -type f ! -path './.git/*' ! -path './.venv/*' ! -path '*/__pycache__/*' \
-        ! -path './build/*' ! -path '*.egg-info/*' ! -path './.pytest_cache/*' -print0 \
+        ! -path './build/*' ! -path '*.egg-info/*' ! -path './.pytest_cache/*' \
+        ! -path './image/out/*' ! -path './image/.cache/*' -print0 \
         | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 mkdir -p "$prefix"
@@ -206,7 +207,8 @@ if [ "$here" != "$src_dir" ]; then
         rm -rf "$src_dir.new"
         mkdir -p "$src_dir.new"
         tar -C "$here" --exclude=./.git --exclude=./.venv --exclude='__pycache__' \
-            --exclude=./build --exclude='*.egg-info' --exclude=./.pytest_cache -cf - . \
+            --exclude=./build --exclude='*.egg-info' --exclude=./.pytest_cache \
+            --exclude=./image/out --exclude=./image/.cache -cf - . \
             | tar -C "$src_dir.new" -xf -
         rm -rf "$src_dir"
         mv "$src_dir.new" "$src_dir"

@@ -14,7 +14,8 @@ rm -rf "$src"
 mkdir -p "$src" "$root/tmp/wheels"
 # The project as install.sh sees it in a checkout (the same excludes install.sh uses).
 tar -C "$repo" --exclude=./.git --exclude=./.venv --exclude='__pycache__' --exclude=./build \
-    --exclude='*.egg-info' --exclude=./.pytest_cache --exclude=./image/.cache -cf - . \
+    --exclude='*.egg-info' --exclude=./.pytest_cache --exclude=./image/out --exclude=./image/.cache \
+    -cf - . \
     | tar -C "$src" -xf -
 
 unshare --net --mount --propagation private -- bash -euo pipefail -c '
