@@ -3,7 +3,7 @@
 The small variant runs every customisation step of the Raspberry Pi image (the same mmdebstrap
 hooks: overlay, install.sh offline from host-fetched wheels, appliance setup, one initramfs) for
 x86_64 and without the local LLM: it builds natively (no qemu-user emulation) in about two
-minutes and boots under KVM where KVM runs a stock kernel, else under TCG in about a minute.
+minutes and boots under KVM where KVM runs a stock kernel, else under TCG in one to two minutes.
 The arm64 image is the documented `image/build.sh` + `image/vmboot.py` run (image/README.md).
 
 The test edits the card's FAT partition as a person would (a sipassist.toml and a wifi.conf),
