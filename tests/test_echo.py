@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sipassist.config import ListenSettings
+from sipassist.telephony.bridge import CallAudio
 from sipassist.voice.echo import EchoCanceller
 from sipassist.voice.resample import resample
 from sipassist.voice.vad import Endpointer
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.models
 
 RATE = 16000
 BLOCK = 320  # 20 ms
-HISTORY = int(0.6 * RATE)  # what the bridge keeps of our output
+HISTORY = int(CallAudio.PLAYED_HISTORY * RATE)  # what the bridge keeps of our output
 BARGE_IN = ListenSettings(start_frames=8)
 
 
@@ -59,7 +60,8 @@ def our_reply(synthesizer) -> np.ndarray:
 
 
 @pytest.mark.parametrize("delay, gain, wideband", [
-    (0.04, 1.0, False), (0.12, 0.5, False), (0.3, 0.25, False), (0.12, 0.5, True)])
+    (0.04, 1.0, False), (0.12, 0.5, False), (0.3, 0.25, False), (0.7, 0.5, False),
+    (0.12, 0.5, True)])
 def test_our_own_echo_does_not_interrupt(our_reply, delay, gain, wideband):
     echo = over_the_line(our_reply, delay, gain, wideband)
     assert speech_starts(our_reply, echo, cancel=False) is not None  # it would, uncancelled

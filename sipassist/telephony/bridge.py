@@ -48,7 +48,7 @@ class CallAudio:
     """Audio of one call: queued playback out, received blocks in."""
 
     RECEIVE_BACKLOG = 1000  # blocks (20 s at 20 ms); older audio is dropped if nobody reads
-    PLAYED_HISTORY = 0.6  # seconds of our output kept for echo cancelling (voice/echo.py)
+    PLAYED_HISTORY = 1.0  # seconds of our output kept for echo cancelling (voice/echo.py)
 
     def __init__(self, name: str, inport: jack.OwnPort, outport: jack.OwnPort,
                  sample_rate: int) -> None:
