@@ -87,7 +87,7 @@ def test_keypad_answers_at_once(start_daemon, phone, webhook, synthesizer):
     assert payload["choice_raw_text"] == "2"
 
 
-def test_speak_into_a_live_call(start_daemon, phone, webhook, transcriber, synthesizer):
+def test_speak_into_a_live_call(start_daemon, phone, webhook, synthesizer):
     daemon = start_daemon(phone)
     message = "This is the first part of the message, which takes a few seconds to say."
     daemon.request("POST", "/call", {"message": message, "extension": "phone",
@@ -99,10 +99,8 @@ def test_speak_into_a_live_call(start_daemon, phone, webhook, transcriber, synth
     phone.wait_event(CALL_CLOSED)
     assert webhook.wait(1)[0]["status"] == "completed"
 
-    heard = normalise_words(transcriber.transcribe_file(phone.recording()))
-    injected = {"attention", "severe", "weather", "warning", "storm", "lake"}
-    assert len(injected & set(heard)) >= 3, heard
-    # The injected speech comes after the original message, not over it.
+    # The injected speech reached the phone, after the original message, not over it (the
+    # very audio is compared: Whisper's words for it vary on a phone line).
     original = heard_at(phone.recording(), synthesizer.synthesize(message), 16000)
     spoken = heard_at(phone.recording(), synthesizer.synthesize(
         "Attention: severe weather warning for Storm Lake."), 16000)

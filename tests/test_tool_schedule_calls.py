@@ -10,10 +10,8 @@ from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 pytestmark = [pytest.mark.telephony, pytest.mark.models]
 
 
-def test_tool_call_rings_with_prefix_result_suffix(start_daemon, phone, webhook, transcriber,
-                                                   synthesizer):
+def test_tool_call_rings_with_prefix_result_suffix(start_daemon, phone, webhook, synthesizer):
     from .audio_helpers import heard_audio
-    from sipassist.voice.asr import normalise_words
 
     daemon = start_daemon(phone)
     status, body = daemon.request("POST", "/tools/CALC/call", {
@@ -25,9 +23,6 @@ def test_tool_call_rings_with_prefix_result_suffix(start_daemon, phone, webhook,
     assert body["tool_message"] == "The result is 110"
     assert body["message"] == "Calling phone with CALC result"
     assert webhook.wait(1, timeout=60)[0]["status"] == "completed"
-    heard = normalise_words(transcriber.transcribe_file(phone.recording()))
-    text = " ".join(heard)
-    assert len({"morning", "sum", "great", "day"} & set(heard)) >= 3, text
     # Whisper mishears numbers on a phone line ("100 can"): check the very audio instead.
     spoken = synthesizer.synthesize("Good morning! Here is your sum. The result is 110 "
                                     "Have a great day!")
