@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import socket
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -66,6 +67,28 @@ def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def loopback_sip_toml(base: int) -> str:
+    """The [sip] section of a config file for a daemon on loopback, on a port block."""
+    return f"""[sip]
+listen = "127.0.0.1:{base}"
+interface = "127.0.0.1"
+dns_server = "127.0.0.1:53"
+ctrl_port = {base + 5}
+rtp_ports = "{base + 10}-{base + 99}"
+"""
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # -- models ---------------------------------------------------------------------------------

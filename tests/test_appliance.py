@@ -25,7 +25,7 @@ import pytest
 
 from sipassist import logs
 
-from .conftest import PortBlocks, free_tcp_port
+from .conftest import PortBlocks, free_tcp_port, loopback_sip_toml, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "sipassist.service"
@@ -242,13 +242,7 @@ def write_daemon_config(tmp: Path, ports: PortBlocks, models_dir: Path) -> tuple
               "runtime_dir": tmp / "run"}
     path = tmp / "sipassist.toml"
     path.write_text(f"""
-[sip]
-listen = "127.0.0.1:{base}"
-interface = "127.0.0.1"
-dns_server = "127.0.0.1:53"
-ctrl_port = {base + 5}
-rtp_ports = "{base + 10}-{base + 99}"
-
+{loopback_sip_toml(base)}
 [api]
 host = "127.0.0.1"
 port = {layout["api_port"]}
@@ -333,13 +327,7 @@ def test_sd_notify_ready_watchdog_degraded_stopping(tmp_path: Path, ports: PortB
     finally:
         if baresip and alive(baresip):
             os.kill(baresip, signal.SIGCONT)
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        stop_process(daemon, 30)
         for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

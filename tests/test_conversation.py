@@ -9,6 +9,7 @@ from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from sipassist.voice.asr import normalise_words
 
 from .audio_helpers import heard_audio
+from .conftest import stop_process
 from .station_sim import DavisSim, LoopValues
 
 pytestmark = [pytest.mark.telephony, pytest.mark.models]
@@ -206,12 +207,7 @@ def test_remote_openai_compatible_server(start_daemon, phone, synthesizer, model
         replies = _chat_turns(finished_inbound(daemon))
         assert len(replies) >= 3 and replies[1]["text"], replies
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, 10)
         log.close()
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PortBlocks, free_tcp_port
+from .conftest import PortBlocks, free_tcp_port, loopback_sip_toml
 
 pytestmark = pytest.mark.slow
 
@@ -233,12 +233,7 @@ def test_install_sh_in_a_fresh_debian_12(tmp_path: Path, ports: PortBlocks) -> N
         api_port = free_tcp_port()
         test_config = chroot.path("/tmp/sipassist-test.toml")
         test_config.write_text(f"""
-[sip]
-listen = "127.0.0.1:{base}"
-interface = "127.0.0.1"
-dns_server = "127.0.0.1:53"
-ctrl_port = {base + 5}
-rtp_ports = "{base + 10}-{base + 99}"
+{loopback_sip_toml(base)}
 [api]
 host = "127.0.0.1"
 port = {api_port}
