@@ -23,10 +23,17 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
     from .daemon import Daemon
+    from .telephony.switchboard import TelephonyStartError
 
     settings = load(args.config)
-    Daemon(settings).run_until_signalled()
+    try:
+        Daemon(settings).run_until_signalled()
+    except TelephonyStartError as exc:  # the cause is known: say it, no traceback
+        logging.getLogger("sipassist").error("cannot start telephony: %s", exc)
+        return 1
     return 0
 
 

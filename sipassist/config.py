@@ -256,25 +256,36 @@ def _default_of(f: Any) -> Any:
     return ""  # a required text field
 
 
+# Keys whose values are secrets: an error about them names the key, never the value (config
+# errors end up in the journal).
+_SECRET_KEY = re.compile(r"(^|[._])(token|password|secret|api_key)$")
+
+
+def _shown(key: str, value: Any) -> str:
+    """`key = value` for an error message, with a secret value left out."""
+    return f"{key} (value hidden)" if _SECRET_KEY.search(key) else f"{key} = {value!r}"
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    shown = _shown(key, value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} = {value!r}: write true or false")
+            raise ConfigError(f"{shown}: write true or false")
         return value
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} = {value!r}: write a whole number, for example {default}")
+            raise ConfigError(f"{shown}: write a whole number, for example {default}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} = {value!r}: write a number, for example {default}")
+            raise ConfigError(f"{shown}: write a number, for example {default}")
         return float(value)
     if isinstance(default, Path) or key.endswith("_dir"):
         if not isinstance(value, str) or (not value and default is not None):
-            raise ConfigError(f"{key} = {value!r}: write a path in quotes")
+            raise ConfigError(f"{shown}: write a path in quotes")
         return Path(value) if value else None
     if not isinstance(value, str):
-        raise ConfigError(f"{key} = {value!r}: write text in quotes")
+        raise ConfigError(f"{shown}: write text in quotes")
     return value
 
 
@@ -403,9 +414,13 @@ def parse(data: dict[str, Any]) -> Settings:
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: must be a [{name}] table")
         sections[name] = _build(cls, table, f"{name}.")
+    if not isinstance(data.get("sip", {}), dict):
+        raise ConfigError("sip: must be a [sip] table")
     sip_table = dict(data.get("sip", {}))
     registrar_table = sip_table.pop("registrar", None)
     sip = _build(SipSettings, sip_table, "sip.")
+    if registrar_table is not None and not isinstance(registrar_table, dict):
+        raise ConfigError("sip.registrar: must be a [sip.registrar] table")
     if registrar_table is not None:
         if not registrar_table.get("domain"):
             raise ConfigError("sip.registrar.domain: required when [sip.registrar] is present")

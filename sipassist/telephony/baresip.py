@@ -55,6 +55,8 @@ def config_text(sip: SipSettings, audio: AudioSettings) -> str:
         "module ctrl_tcp.so",
         "module_tmp account.so",
         "module_app menu.so",
+        # No running "[0:00:01] audio=..." status line on stdout: it would flood the journal.
+        "statmode_default off",
         f"ctrl_tcp_listen {CTRL_HOST}:{sip.ctrl_port}",
     ]
     if sip.interface:

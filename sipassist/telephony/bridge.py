@@ -26,6 +26,10 @@ class BridgeError(RuntimeError):
     """The JACK server or a call's ports are not available."""
 
 
+class NoJackServer(BridgeError):
+    """No JACK server of that name answers."""
+
+
 @dataclass
 class Playback:
     """One piece of audio queued for a call; `done` is set when it has been played or dropped."""
@@ -58,6 +62,7 @@ class CallAudio:
         self.outport = outport
         self.received: queue.Queue[Heard] = queue.Queue(self.RECEIVE_BACKLOG)
         self._playlist: deque[Playback] = deque()
+        self._playlist_lock = threading.Lock()  # play() vs stop_playback(); never in process()
         self.remote_ports: tuple[str, str] = ("", "")
         self._played = np.zeros(int(self.PLAYED_HISTORY * sample_rate), np.float32)
         self._silent_for = len(self._played)  # samples since we last played anything
@@ -65,16 +70,20 @@ class CallAudio:
     def play(self, samples: np.ndarray) -> Playback:
         """Queue float32 samples at the bridge rate after whatever is already playing."""
         item = Playback(np.ascontiguousarray(samples, dtype=np.float32))
-        self._playlist.append(item)
+        with self._playlist_lock:
+            self._playlist.append(item)
         return item
 
     def stop_playback(self) -> None:
-        """Drop everything queued or playing (barge-in, hangup)."""
-        while self._playlist:
-            try:
-                item = self._playlist.popleft()
-            except IndexError:
-                break
+        """Drop everything queued or playing (barge-in, hangup).
+
+        The playlist is swapped for an empty one rather than emptied in place: the process
+        thread works on the list it took at the start of its cycle, so it never sees a list
+        shrink under it. The lock only orders play() and stop_playback(); process takes none.
+        """
+        with self._playlist_lock:
+            dropped, self._playlist = self._playlist, deque()
+        for item in list(dropped):
             item.interrupted = True
             item.done.set()
 
@@ -85,15 +94,23 @@ class CallAudio:
     def process(self, frames: int) -> None:
         """Runs on JACK's process thread: no locks, no allocation beyond the copies in."""
         out = self.outport.get_array()
+        playlist = self._playlist  # one list for the whole cycle (see stop_playback)
         filled = 0
-        while filled < frames and self._playlist:
-            item = self._playlist[0]
+        while filled < frames and playlist:
+            try:
+                item = playlist[0]
+            except IndexError:  # emptied by a stop_playback of an older list
+                break
             take = min(frames - filled, len(item.samples) - item.position)
             out[filled : filled + take] = item.samples[item.position : item.position + take]
             item.position += take
             filled += take
             if item.position >= len(item.samples):
-                self._playlist.popleft()
+                try:
+                    if playlist[0] is item:
+                        playlist.popleft()
+                except IndexError:
+                    pass
                 item.done.set()
         out[filled:] = 0.0
         self._remember_played(out, filled)
@@ -106,7 +123,10 @@ class CallAudio:
                 self.received.get_nowait()
             except queue.Empty:
                 pass
-            self.received.put_nowait(heard)
+            try:
+                self.received.put_nowait(heard)
+            except queue.Full:  # a reader-side race; the next block will get in
+                pass
 
     def _remember_played(self, out: np.ndarray, filled: int) -> None:
         if filled == 0 and self._silent_for >= len(self._played):
@@ -138,6 +158,8 @@ class JackBridge:
         self._shutdown = threading.Event()
         self._names = itertools.count(1)
         self._cycles = 0  # process callbacks run so far
+        self.process_errors = 0  # exceptions caught in the process callback
+        self.last_process_error = ""
 
     @property
     def alive(self) -> bool:
@@ -147,7 +169,7 @@ class JackBridge:
         try:
             client = jack.Client(self.client_name, no_start_server=True, servername=self.server)
         except jack.JackOpenError as exc:
-            raise BridgeError(f"cannot open JACK server {self.server!r}: {exc}") from None
+            raise NoJackServer(f"cannot open JACK server {self.server!r}: {exc}") from None
         if client.samplerate != self.sample_rate:
             client.close()
             raise BridgeError(
@@ -242,8 +264,15 @@ class JackBridge:
         return self._client
 
     def _process(self, frames: int) -> None:
+        # JACK-Client never calls a callback that raised again: all call audio would go dead
+        # while the bridge looks alive. So nothing escapes; a failure is counted, and logged
+        # off this thread by the switchboard's monitor.
         for audio in self._calls:
-            audio.process(frames)
+            try:
+                audio.process(frames)
+            except Exception as exc:  # noqa: BLE001 (see above)
+                self.process_errors += 1
+                self.last_process_error = repr(exc)
         self._cycles += 1
 
     def _wait_cycles(self, count: int, timeout: float = 0.5) -> None:

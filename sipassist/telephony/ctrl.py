@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -58,6 +59,16 @@ class NetstringDecoder:
             self._buffer = rest[size + 1 :]
 
 
+# One line of `listcalls`: "> [line 1]  0:00:02  ESTABLISHED             sip:c@127.0.0.1:5070"
+_LISTED_CALL = re.compile(r"^[> ]\s*\[line \d+\]\s+\S+\s+(\S+)\s+(\S+)\s*$")
+
+
+def listed_calls(data: str) -> list[tuple[str, str]]:
+    """(state, peer URI) of each call in baresip 1.0's `listcalls` reply (it shows no ids)."""
+    return [(m.group(1), m.group(2)) for line in data.splitlines()
+            if (m := _LISTED_CALL.match(line))]
+
+
 class CtrlConnection:
     """One live ctrl_tcp connection.
 
@@ -72,6 +83,7 @@ class CtrlConnection:
         self._pending: dict[str, Future[CommandResult]] = {}
         self._tokens = itertools.count(1)
         self._closed = threading.Event()
+        self._closing = False  # closed by us: no Disconnected to report
         self.last_frame_at = time.monotonic()
         self._reader = threading.Thread(target=self._read_loop, name="ctrl-reader", daemon=True)
         self._reader.start()
@@ -117,6 +129,7 @@ class CtrlConnection:
             self._pending.pop(token, None)
 
     def close(self) -> None:
+        self._closing = True
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -142,7 +155,8 @@ class CtrlConnection:
             for future in list(self._pending.values()):
                 if not future.done():
                     future.set_exception(CtrlError(reason))
-            self._on_message(Disconnected(reason))
+            if not self._closing:
+                self._on_message(Disconnected(reason))
 
     def _dispatch(self, frame: dict) -> None:
         if frame.get("response"):

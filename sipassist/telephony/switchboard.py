@@ -2,7 +2,11 @@
 
 Processes are restarted by their supervisors; a monitor thread re-links the JACK bridge and the
 ctrl_tcp connection after a restart. A call in flight when baresip or jackd dies gets a
-`LinkLost` message and fails with that reason; nothing else is disturbed.
+`LinkLost` message and fails with that reason; nothing else is disturbed. Before baresip is
+stopped (daemon stop, or restarted to join a new jackd) its calls are hung up, so the far end
+gets a BYE. A ctrl_tcp link that drops while baresip lives on (ctrl_tcp takes one connection; a
+local process connecting replaces ours) is reconnected and the calls re-synchronised from
+`listcalls`: baresip kept them up, so they go on.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import jack
 
 from ..config import JACK_BARESIP_CLIENT, JACK_BRIDGE_CLIENT, Settings
 from . import baresip
-from .bridge import BridgeError, JackBridge
-from .ctrl import CtrlConnection, CtrlError
+from .bridge import BridgeError, JackBridge, NoJackServer
+from .ctrl import CtrlConnection, CtrlError, listed_calls
 from .events import (
     CALL_CLOSED,
+    CALL_ESTABLISHED,
     CALL_INCOMING,
     REGISTER_FAIL,
     REGISTER_OK,
@@ -31,6 +36,13 @@ from .events import (
 from .process import SupervisedProcess
 
 log = logging.getLogger(__name__)
+
+JACKD_START_SECONDS = 15
+MAX_HANGUPS = 16  # bounds the hang-up-every-call loop (baresip holds a few calls at most)
+
+
+class TelephonyStartError(RuntimeError):
+    """jackd could not be started; the message says why (its own last words)."""
 
 # JACK-Client prints every failed connection attempt; route that through logging instead.
 jack.set_error_function(lambda message: log.debug("jack: %s", message))
@@ -53,6 +65,7 @@ class PhoneCall:
         self.baresip_id = baresip_id
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
+        self.established = False
 
     def next_event(self, timeout: float | None) -> BaresipEvent | LinkLost | None:
         try:
@@ -73,18 +86,22 @@ class Switchboard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         audio = settings.audio
+        runtime = settings.paths.runtime_dir
         self.jackd = SupervisedProcess(
             "jackd",
             ["jackd", "--no-realtime", "-n", audio.jack_server, "-d", "dummy",
              "-r", str(audio.sample_rate), "-p", str(audio.period)],
             env={"JACK_NO_AUDIO_RESERVATION": "1"},
+            on_started=lambda pid: self._wake.set(),
             on_exited=lambda code: self._link_down(),
+            pid_file=runtime / "jackd.pid",
         )
         self.baresip = SupervisedProcess(
             "baresip", baresip.argv(settings.baresip_dir),
             env={"JACK_DEFAULT_SERVER": audio.jack_server},
             on_started=lambda pid: self._wake.set(),
             on_exited=lambda code: self._link_down(),
+            pid_file=runtime / "baresip.pid",
         )
         self.bridge = JackBridge(audio.jack_server, audio.sample_rate,
                                  remote_client=JACK_BARESIP_CLIENT, client_name=JACK_BRIDGE_CLIENT,
@@ -99,6 +116,8 @@ class Switchboard:
         self._calls: dict[str, PhoneCall] = {}
         self._registered = False
         self._bridge_jackd_pid: int | None = None
+        self._ctrl_baresip_pid: int | None = None  # the baresip our ctrl link talks to
+        self._process_errors_seen = 0
         # Set by the daemon: runs (on its own thread) for each incoming call.
         self.on_incoming: Callable[[PhoneCall], None] | None = None
         self._monitor: threading.Thread | None = None
@@ -106,13 +125,39 @@ class Switchboard:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start jackd and baresip; TelephonyStartError (with jackd's reason) if jackd fails."""
         baresip.write_config(self.settings.baresip_dir, self.settings.sip, self.settings.audio)
+        # An earlier run killed with SIGKILL may have left baresip holding the SIP and ctrl
+        # ports: stop it before jackd (the jackd it belongs to is stopped by jackd.start()).
+        self.baresip.stop_leftovers()
+        self.jackd.stop_leftovers()
+        self._refuse_foreign_jackd()
         self.jackd.start()
-        self._open_bridge(timeout=15)
+        try:
+            self._open_bridge(timeout=JACKD_START_SECONDS, during_start=True)
+        except BridgeError as exc:
+            self.jackd.stop()
+            raise TelephonyStartError(str(exc)) from None
+        self.jackd.mark_healthy()
         self.baresip.start()
         self._monitor = threading.Thread(target=self._monitor_loop, name="switchboard",
                                          daemon=True)
         self._monitor.start()
+
+    def _refuse_foreign_jackd(self) -> None:
+        """A JACK server of our name that we did not start: the bridge would join it."""
+        try:
+            self.bridge.open()
+        except NoJackServer:
+            return  # none runs: good
+        except BridgeError:
+            pass  # one runs, at another sample rate
+        else:
+            self.bridge.close()
+        name = self.settings.audio.jack_server
+        raise TelephonyStartError(
+            f"a JACK server named {name!r} is already running and was not started by this"
+            " daemon: stop it, or set audio.jack_server to another name")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -120,12 +165,10 @@ class Switchboard:
         self._fail_active("the daemon is shutting down")
         if self._monitor:
             self._monitor.join(5)
-        if self._ctrl:
-            try:
-                self._ctrl.command("hangup", timeout=1)
-            except CtrlError:
-                pass
-            self._ctrl.close()
+        self._hangup_all()  # a BYE to each far end before baresip goes
+        ctrl, self._ctrl = self._ctrl, None
+        if ctrl:
+            ctrl.close()
         self.baresip.stop()
         self.bridge.close()
         self.jackd.stop()
@@ -257,6 +300,8 @@ class Switchboard:
             return
         if event.type == CALL_CLOSED:
             call.closed = True
+        elif event.type == CALL_ESTABLISHED:
+            call.established = True
         call.events.put(event)
 
     def _incoming(self, event: BaresipEvent) -> None:
@@ -292,18 +337,26 @@ class Switchboard:
             call.closed = True
             call.events.put(LinkLost(reason))
 
-    def _open_bridge(self, timeout: float) -> None:
+    def _open_bridge(self, timeout: float, during_start: bool = False) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 pid = self.jackd.pid
                 if pid is None:
+                    if during_start and self.jackd.last_exit is not None:
+                        # Say why at once (e.g. "server `x' already active"), not after 15 s.
+                        raise BridgeError(f"jackd could not start: {self.jackd.failure()}")
                     raise BridgeError("jackd is not running")
                 self.bridge.open()
                 self._bridge_jackd_pid = pid
                 return
-            except BridgeError:
+            except BridgeError as exc:
+                if during_start and self.jackd.last_exit is not None:
+                    raise BridgeError(f"jackd could not start: {self.jackd.failure()}") from None
                 if time.monotonic() > deadline or self._stopping.is_set():
+                    if during_start:
+                        raise BridgeError(f"jackd did not come up within {timeout:g} s: {exc}; "
+                                          f"it said: {' | '.join(self.jackd.last_output)}")
                     raise
                 time.sleep(0.1)
 
@@ -314,14 +367,24 @@ class Switchboard:
             except Exception:
                 log.exception("switchboard repair failed; retrying")
                 self._ready.clear()
-            self._wake.wait(1.0)
+            # While something is down, look again soon: recovery waits for no timer.
+            self._wake.wait(1.0 if self._ready.is_set() else 0.1)
             self._wake.clear()
 
     def _repair(self) -> None:
+        errors = self.bridge.process_errors
+        if errors != self._process_errors_seen:
+            log.error("JACK process callback failed %d time(s): %s",
+                      errors - self._process_errors_seen, self.bridge.last_process_error)
+            self._process_errors_seen = errors
         # The bridge must be a client of the jackd that runs now, not of one that died.
         if not self.bridge.alive or self.jackd.pid != self._bridge_jackd_pid:
             self._ready.clear()
+            # baresip's JACK clients died with that jackd: its calls have no audio left.
+            # Fail them first (so the hang-up's CALL_CLOSED reads as no normal end), then hang
+            # them up (a BYE) while baresip still can, before it is restarted.
             self._fail_active("the audio server (jackd) stopped during the call")
+            self._hangup_all()
             self.bridge.close()
             if self.jackd.pid is None:
                 return
@@ -329,22 +392,80 @@ class Switchboard:
                 self._open_bridge(timeout=2)
             except BridgeError:
                 return
+            self.jackd.mark_healthy()
             log.info("JACK bridge reconnected; restarting baresip to rejoin the new server")
-            self.baresip.kill()
+            self._close_ctrl()
+            self.baresip.restart()
             return
         if self._ctrl is None or not self._ctrl.alive:
             self._ready.clear()
-            self._fail_active("baresip stopped during the call")
-            if self.baresip.pid is None:
+            pid = self.baresip.pid
+            if pid is None or pid != self._ctrl_baresip_pid:
+                self._fail_active("baresip stopped during the call")
+            if pid is None:
                 return
             try:
-                self._ctrl = CtrlConnection.connect(
-                    baresip.CTRL_HOST, self.settings.sip.ctrl_port, self._on_message, timeout=2
-                )
+                ctrl = CtrlConnection.connect(baresip.CTRL_HOST, self.settings.sip.ctrl_port,
+                                              self._on_message, timeout=1)
             except CtrlError as exc:
                 log.debug("%s", exc)
                 return
-            log.info("connected to baresip ctrl_tcp")
+            self._ctrl = ctrl
+            if pid == self._ctrl_baresip_pid:
+                log.warning("ctrl_tcp link to baresip reconnected")
+                self._resync(ctrl)
+            else:
+                log.info("connected to baresip ctrl_tcp")
+            self._ctrl_baresip_pid = pid
+            self.baresip.mark_healthy()
         if not self._ready.is_set():
             self._ready.set()
             log.info("switchboard ready")
+
+    def _close_ctrl(self) -> None:
+        ctrl, self._ctrl = self._ctrl, None
+        self._ctrl_baresip_pid = None
+        if ctrl:
+            ctrl.close()
+
+    def _hangup_all(self) -> None:
+        """Hang up every call baresip holds: each far end gets a BYE (or a 486 if ringing)."""
+        ctrl = self._ctrl
+        if ctrl is None or not ctrl.alive:
+            return
+        try:
+            for _ in range(MAX_HANGUPS):
+                if not listed_calls(ctrl.command("listcalls", timeout=2).data):
+                    return
+                # baresip 1.0's hangup ends the current call: one command per call.
+                ctrl.command("hangup", timeout=2)
+            log.warning("baresip still holds calls after %d hang-ups", MAX_HANGUPS)
+        except CtrlError as exc:
+            log.warning("could not hang up baresip's calls: %s", exc)
+
+    def _resync(self, ctrl: CtrlConnection) -> None:
+        """After a dropped link: keep the calls baresip still holds, fail the ones it ended."""
+        try:
+            listed = listed_calls(ctrl.command("listcalls", timeout=2).data)
+        except CtrlError as exc:
+            log.warning("cannot list baresip's calls after reconnecting: %s", exc)
+            return
+        with self._calls_lock:
+            ours = [*self._calls.values(), *self._unbound]
+        gone = []
+        for call in ours:
+            state = next((st for st, peer in listed if peer == call.uri), None)
+            if state is None:
+                gone.append(call)
+                continue
+            listed.remove((state, call.uri))
+            if state == "ESTABLISHED" and not call.established:
+                # Answered while we were not listening: the event was sent to the other client.
+                call.established = True
+                call.events.put(BaresipEvent(CALL_ESTABLISHED, direction=call.direction,
+                                             peer_uri=call.uri, call_id=call.baresip_id))
+        for call in gone:
+            self._forget(call)
+            call.closed = True
+            call.events.put(LinkLost("the call ended while the control link was down"))
+        log.info("calls re-synchronised: %d kept, %d ended", len(ours) - len(gone), len(gone))
