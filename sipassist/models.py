@@ -37,8 +37,8 @@ _STALE_TEMP_SECONDS = 3600  # a temp dir this old is a crashed assembly, not one
 # file is renamed into place, so native code (CTranslate2, llama.cpp) never parses a damaged or
 # altered part. Computed from the installed packages; update with the package pins.
 ASSEMBLED_SHA256 = {
-    "whisper-base": "WHISPER_BASE_SHA",
-    "qwen-0.5b": "QWEN05_SHA",
+    "whisper-base": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    "qwen-0.5b": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 }
 
 

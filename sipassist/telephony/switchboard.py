@@ -127,8 +127,8 @@ class Switchboard:
     def start(self) -> None:
         """Start jackd and baresip; TelephonyStartError (with jackd's reason) if jackd fails."""
         baresip.write_config(self.settings.baresip_dir, self.settings.sip, self.settings.audio)
-        # An earlier run killed with SIGKILL may have left baresip holding the SIP and ctrl
-        # ports: stop it before jackd (the jackd it belongs to is stopped by jackd.start()).
+        # An earlier run killed with SIGKILL may have left baresip (holding the SIP and ctrl
+        # ports) and jackd (holding the server name) running: stop them, baresip first.
         self.baresip.stop_leftovers()
         self.jackd.stop_leftovers()
         self._refuse_foreign_jackd()
