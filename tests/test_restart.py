@@ -22,6 +22,13 @@ pytestmark = [pytest.mark.telephony, pytest.mark.models]
 START_BOUND = 180  # loading the models on a loaded CI machine
 
 
+def daemon_config(tmp: Path, ports: PortBlocks, models_dir: Path) -> tuple[Path, dict]:
+    config, layout = write_daemon_config(tmp, ports, models_dir)
+    with open(config, "a") as out:
+        out.write('\n[llm]\nbackend = "none"\n')  # quicker starts: no LLM needed here
+    return config, layout
+
+
 def run_daemon(config: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM", "STATE_DIRECTORY",
@@ -62,7 +69,7 @@ def leftovers(layout: dict, env: dict) -> list[subprocess.Popen]:
 
 
 def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Path) -> None:
-    config, layout = write_daemon_config(tmp_path, ports, models_dir)
+    config, layout = daemon_config(tmp_path, ports, models_dir)
     url = f"http://127.0.0.1:{layout['api_port']}"
     log = tmp_path / "daemon.log"
     planted: list[subprocess.Popen] = []
@@ -107,7 +114,7 @@ def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Pa
 def test_start_fails_clearly_when_jackd_cannot_start(tmp_path: Path, ports: PortBlocks,
                                                     models_dir: Path) -> None:
     """A JACK server of the same name that is not ours (no pid file): a clear ERROR, exit 1."""
-    config, layout = write_daemon_config(tmp_path, ports, models_dir)
+    config, layout = daemon_config(tmp_path, ports, models_dir)
     foreign = subprocess.Popen(["jackd", "--no-realtime", "-n", layout["jack_server"], "-d",
                                 "dummy", "-r", "16000", "-p", "640"],
                                env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},

@@ -75,7 +75,7 @@ def run(jackd_kills: int = 5, baresip_kills: int = 3, json_path: Path | None = N
                     rows.append({"killed": what, "n": n,
                                  "recovery_s": None if seconds is None else round(seconds, 2)})
                     shown = "not back" if seconds is None else f"{seconds:.2f} s"
-                    print(f"kill -9 {what} #{n}: healthy again after {shown}")
+                    print(f"kill -9 {what} #{n}: healthy again after {shown}", flush=True)
         finally:
             board.stop()
     worst = max((r["recovery_s"] for r in rows if r["recovery_s"] is not None), default=None)

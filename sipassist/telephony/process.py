@@ -44,16 +44,18 @@ def _cmdline(pid: int) -> list[str] | None:
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
+    """True once `pid` has exited (gone or a zombie), checking for up to `timeout` s."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             return True
         if state == "Z":
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
 
 
 class SupervisedProcess:
@@ -108,8 +110,18 @@ class SupervisedProcess:
 
     @property
     def pid(self) -> int | None:
+        """The running child's pid; None once it has died, even before it is reaped."""
         proc = self._proc
-        return proc.pid if proc and proc.poll() is None else None
+        if proc is None or proc.poll() is not None:
+            return None
+        # poll() says "running" while the supervisor thread holds the wait lock: a killed
+        # child is a zombie until that thread reaps it.
+        return None if _wait_gone(proc.pid, 0) else proc.pid
+
+    def exits_within(self, seconds: float) -> bool:
+        """True if the child is dead or dies within `seconds` (a kill still under way)."""
+        pid = self.pid
+        return pid is None or _wait_gone(pid, seconds)
 
     def start(self) -> None:
         self.stop_leftovers()

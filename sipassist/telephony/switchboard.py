@@ -404,18 +404,27 @@ class Switchboard:
                 self._fail_active("baresip stopped during the call")
             if pid is None:
                 return
+            # The same baresip: a dropped link, or baresip being killed right now (its port
+            # may still take a connection for a moment). Give a kill time to show.
+            if pid == self._ctrl_baresip_pid and self.baresip.exits_within(0.2):
+                return
             try:
                 ctrl = CtrlConnection.connect(baresip.CTRL_HOST, self.settings.sip.ctrl_port,
                                               self._on_message, timeout=1)
             except CtrlError as exc:
                 log.debug("%s", exc)
                 return
-            self._ctrl = ctrl
+            if self.baresip.pid != pid:  # it died meanwhile: what answered is a new one
+                ctrl.close()
+                return
             if pid == self._ctrl_baresip_pid:
                 log.warning("ctrl_tcp link to baresip reconnected")
-                self._resync(ctrl)
+                if not self._resync(ctrl):
+                    ctrl.close()
+                    return
             else:
                 log.info("connected to baresip ctrl_tcp")
+            self._ctrl = ctrl
             self._ctrl_baresip_pid = pid
             self.baresip.mark_healthy()
         if not self._ready.is_set():
@@ -443,13 +452,13 @@ class Switchboard:
         except CtrlError as exc:
             log.warning("could not hang up baresip's calls: %s", exc)
 
-    def _resync(self, ctrl: CtrlConnection) -> None:
+    def _resync(self, ctrl: CtrlConnection) -> bool:
         """After a dropped link: keep the calls baresip still holds, fail the ones it ended."""
         try:
             listed = listed_calls(ctrl.command("listcalls", timeout=2).data)
         except CtrlError as exc:
             log.warning("cannot list baresip's calls after reconnecting: %s", exc)
-            return
+            return False
         with self._calls_lock:
             ours = [*self._calls.values(), *self._unbound]
         gone = []
@@ -469,3 +478,4 @@ class Switchboard:
             call.closed = True
             call.events.put(LinkLost("the call ended while the control link was down"))
         log.info("calls re-synchronised: %d kept, %d ended", len(ours) - len(gone), len(gone))
+        return True
