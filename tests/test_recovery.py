@@ -60,6 +60,7 @@ def test_jackd_killed_mid_call_hangs_up_with_a_bye(start_daemon, phone, webhook)
     daemon.request("POST", "/call", {"message": LONG_MESSAGE, "extension": "phone",
                                      "callback_url": webhook.url})
     phone.wait_event(CALL_ESTABLISHED)
+    assert daemon.daemon.active.latest(wait=10) is not None  # the message is playing
     daemon.daemon.switchboard.jackd.kill()
     # baresip still lived: the far phone is told (BYE), not left in a call with no audio.
     phone.wait_event(CALL_CLOSED, timeout=10)
@@ -72,6 +73,7 @@ def test_daemon_stop_hangs_up_calls_first(start_daemon, phone, webhook):
     daemon.request("POST", "/call", {"message": LONG_MESSAGE, "extension": "phone",
                                      "callback_url": webhook.url})
     phone.wait_event(CALL_ESTABLISHED)
+    assert daemon.daemon.active.latest(wait=10) is not None
     daemon.stop()
     phone.wait_event(CALL_CLOSED, timeout=10)
 

@@ -201,8 +201,11 @@ class JackBridge:
         client = self._require_client()
         with self._lock:
             name = f"call{next(self._names)}"
-            inport = client.inports.register(f"{name}_in")
-            outport = client.outports.register(f"{name}_out")
+            try:
+                inport = client.inports.register(f"{name}_in")
+                outport = client.outports.register(f"{name}_out")
+            except jack.JackError as exc:  # the server died under us
+                raise BridgeError(f"call audio not available: {exc}") from None
             audio = CallAudio(name, inport, outport, self.sample_rate)
             try:
                 remote_out, remote_in = self._wait_for_call_ports(client, timeout)
