@@ -3,6 +3,7 @@ with SIGKILL, a foreign client on the ctrl_tcp port, calls hung up before baresi
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from sipassist.telephony import baresip
 from sipassist.telephony.ctrl import CtrlConnection
 from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
+from sipassist.telephony.process import MAX_LINE
 
 from .test_supervision import wait_until
 
@@ -68,14 +70,22 @@ def test_jackd_killed_mid_call_hangs_up_with_a_bye(start_daemon, phone, webhook)
     assert failed["status"] == "failed" and "jackd" in failed["error"], failed
 
 
-def test_daemon_stop_hangs_up_calls_first(start_daemon, phone, webhook):
+def test_daemon_stop_hangs_up_calls_first(start_daemon, phone, webhook, caplog):
+    caplog.set_level(logging.INFO, "sipassist.baresip")
     daemon = start_daemon(phone)
     daemon.request("POST", "/call", {"message": LONG_MESSAGE, "extension": "phone",
                                      "callback_url": webhook.url})
     phone.wait_event(CALL_ESTABLISHED)
-    assert daemon.daemon.active.latest(wait=10) is not None
+    session = daemon.daemon.active.latest(wait=10)
+    assert session is not None
+    time.sleep(3)  # noqa: baresip would print its per-second status line meanwhile
     daemon.stop()
     phone.wait_event(CALL_CLOSED, timeout=10)
+    # baresip's output reached the log line by line, without its "[0:00:03] audio=..." status.
+    lines = [r.getMessage() for r in caplog.records if r.name == "sipassist.baresip"]
+    assert any("terminated" in line for line in lines), lines
+    assert not any("audio=" in line for line in lines), [l[:200] for l in lines]
+    assert all(len(line) <= MAX_LINE + 1 for line in lines)
 
 
 def test_foreign_ctrl_connection_does_not_end_the_call(start_daemon, phone, webhook):

@@ -3,15 +3,19 @@ config: no manual step. And a start that cannot work says why, once, without a t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
+import jack
 import pytest
 
 from sipassist.telephony import baresip
+from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 
 from .conftest import PortBlocks, stop_process
 from .test_appliance import alive, find_process, health, sipassist_script, write_daemon_config
@@ -22,10 +26,13 @@ pytestmark = [pytest.mark.telephony, pytest.mark.models]
 START_BOUND = 180  # loading the models on a loaded CI machine
 
 
-def daemon_config(tmp: Path, ports: PortBlocks, models_dir: Path) -> tuple[Path, dict]:
+def daemon_config(tmp: Path, ports: PortBlocks, models_dir: Path,
+                  phone_port: int = 0) -> tuple[Path, dict]:
     config, layout = write_daemon_config(tmp, ports, models_dir)
-    with open(config, "a") as out:
-        out.write('\n[llm]\nbackend = "none"\n')  # quicker starts: no LLM needed here
+    text = config.read_text()
+    if phone_port:  # a bare extension is dialled at the test phone
+        text = text.replace("[sip]\n", f'[sip]\ndial_domain = "127.0.0.1:{phone_port}"\n', 1)
+    config.write_text(text + '\n[llm]\nbackend = "none"\n')  # quicker starts: no LLM here
     return config, layout
 
 
@@ -50,6 +57,14 @@ def wait_healthy(url: str, daemon: subprocess.Popen) -> float:
     raise AssertionError(f"not healthy within {START_BOUND} s")
 
 
+def jack_server_up(name: str) -> bool:
+    try:
+        jack.Client("probe", no_start_server=True, servername=name).close()
+    except jack.JackOpenError:
+        return False
+    return True
+
+
 def leftovers(layout: dict, env: dict) -> list[subprocess.Popen]:
     """jackd and baresip of this config as an earlier run (one without PDEATHSIG) left them."""
     run = layout["runtime_dir"]
@@ -58,7 +73,7 @@ def leftovers(layout: dict, env: dict) -> list[subprocess.Popen]:
                              env={**env, "JACK_NO_AUDIO_RESERVATION": "1"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
-    time.sleep(0.5)  # noqa: baresip needs the server up; no event to wait on from here
+    assert wait_until(lambda: jack_server_up(layout["jack_server"]), 10, step=0.1)
     bare = subprocess.Popen(baresip.argv(run / "baresip"),
                             env={**env, "JACK_DEFAULT_SERVER": layout["jack_server"]},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -68,8 +83,17 @@ def leftovers(layout: dict, env: dict) -> list[subprocess.Popen]:
     return [jackd, bare]
 
 
-def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Path) -> None:
-    config, layout = daemon_config(tmp_path, ports, models_dir)
+def place_call(url: str) -> None:
+    body = json.dumps({"message": "A long message. " * 30, "extension": "phone"}).encode()
+    request = urllib.request.Request(url + "/call", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Path,
+                               phone) -> None:
+    config, layout = daemon_config(tmp_path, ports, models_dir, phone.sip_port)
     url = f"http://127.0.0.1:{layout['api_port']}"
     log = tmp_path / "daemon.log"
     planted: list[subprocess.Popen] = []
@@ -80,11 +104,14 @@ def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Pa
         wait_healthy(url, daemon)
         children = [find_process("jackd", "-n", layout["jack_server"]),
                     find_process("baresip", "-f", str(layout["runtime_dir"] / "baresip"))]
+        place_call(url)
+        phone.wait_event(CALL_ESTABLISHED, timeout=60)
         daemon.kill()
         daemon.wait(10)
-        # PR_SET_PDEATHSIG: jackd and baresip go with the daemon.
+        # PR_SET_PDEATHSIG: jackd and baresip go with the daemon, baresip with a BYE.
         assert wait_until(lambda: not any(alive(pid) for pid in children), 10), \
             "jackd or baresip outlived the daemon's SIGKILL"
+        phone.wait_event(CALL_CLOSED, timeout=10)
 
         # Leftovers as an earlier version (or a child that ignored the signal) left them,
         # holding the SIP and ctrl ports: the next start stops them, with no manual step.
@@ -121,7 +148,7 @@ def test_start_fails_clearly_when_jackd_cannot_start(tmp_path: Path, ports: Port
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = tmp_path / "daemon.log"
     try:
-        time.sleep(0.5)  # noqa: let the foreign server take its name first
+        assert wait_until(lambda: jack_server_up(layout["jack_server"]), 10, step=0.1)
         daemon = run_daemon(config, log)
         try:
             assert daemon.wait(START_BOUND) == 1

@@ -43,6 +43,7 @@ def test_child_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    child = None
     try:
         child = int(parent.stdout.readline())
         assert alive(child)
@@ -53,7 +54,7 @@ def test_child_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait(10)
-        if 'child' in locals() and alive(child):
+        if child is not None and alive(child):
             os.kill(child, signal.SIGKILL)
 
 
