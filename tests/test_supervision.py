@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from sipassist.telephony.process import MAX_LINE, SupervisedProcess
+from sipassist.telephony.process import MAX_LINE, SupervisedProcess, cmdline_of
 
 from .test_appliance import alive
 
@@ -46,7 +46,8 @@ def test_child_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     child = None
     try:
         child = int(parent.stdout.readline())
-        assert alive(child)
+        # Once sleep runs, setpriv has set the death signal (it execs right after).
+        assert wait_until(lambda: cmdline_of(child) == ["sleep", "300"], 10)
         assert (tmp_path / "sleeper.pid").read_text().strip() == str(child)
         parent.kill()
         parent.wait(10)

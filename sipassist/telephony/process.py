@@ -35,7 +35,7 @@ PROBLEM = re.compile(r"fail|error|already|cannot|can't|denied|not found|no such"
 STATUS_LINE = re.compile(r"^\[\d+:\d\d:\d\d\] audio=")
 
 
-def _cmdline(pid: int) -> list[str] | None:
+def cmdline_of(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -170,7 +170,7 @@ class SupervisedProcess:
         except (OSError, ValueError, IndexError):
             return
         # The pid may have been reused since: only our own program with our own arguments.
-        if pid != os.getpid() and _cmdline(pid) == self.argv:
+        if pid != os.getpid() and cmdline_of(pid) == self.argv:
             log.warning("%s (pid %d) was left running by an earlier run of this config; "
                         "stopping it", self.name, pid)
             try:
