@@ -36,6 +36,7 @@ STATUS_LINE = re.compile(r"^\[\d+:\d\d:\d\d\] audio=")
 
 
 def cmdline_of(pid: int) -> list[str] | None:
+    """The argv of process `pid` as /proc shows it; None if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
