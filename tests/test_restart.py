@@ -65,22 +65,24 @@ def jack_server_up(name: str) -> bool:
     return True
 
 
-def leftovers(layout: dict, env: dict) -> list[subprocess.Popen]:
-    """jackd and baresip of this config as an earlier run (one without PDEATHSIG) left them."""
+def plant_leftovers(layout: dict, env: dict, planted: list[subprocess.Popen]) -> None:
+    """jackd and baresip of this config as an earlier run (one without PDEATHSIG) left them;
+    appended to `planted` as they start, so that the caller stops them whatever happens."""
     run = layout["runtime_dir"]
     jackd = subprocess.Popen(["jackd", "--no-realtime", "-n", layout["jack_server"], "-d",
                               "dummy", "-r", "16000", "-p", "320"],
                              env={**env, "JACK_NO_AUDIO_RESERVATION": "1"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
+    planted.append(jackd)
     assert wait_until(lambda: jack_server_up(layout["jack_server"]), 10, step=0.1)
     bare = subprocess.Popen(baresip.argv(run / "baresip"),
                             env={**env, "JACK_DEFAULT_SERVER": layout["jack_server"]},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+    planted.append(bare)
     (run / "jackd.pid").write_text(f"{jackd.pid}\n")
     (run / "baresip.pid").write_text(f"{bare.pid}\n")
-    return [jackd, bare]
 
 
 def place_call(url: str) -> None:
@@ -115,7 +117,7 @@ def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Pa
 
         # Leftovers as an earlier version (or a child that ignored the signal) left them,
         # holding the SIP and ctrl ports: the next start stops them, with no manual step.
-        planted = leftovers(layout, dict(os.environ))
+        plant_leftovers(layout, dict(os.environ), planted)
         started = time.monotonic()
         second = run_daemon(config, log)
         took = wait_healthy(url, second)
@@ -130,8 +132,7 @@ def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Pa
             if proc is not None:
                 stop_process(proc, 30)
         for proc in planted:
-            proc.kill()
-            proc.wait()
+            stop_process(proc, 5)  # SIGTERM first: jackd then leaves JACK's server registry
         for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
@@ -160,5 +161,4 @@ def test_start_fails_clearly_when_jackd_cannot_start(tmp_path: Path, ports: Port
         assert errors and "already running" in errors[0], text[-3000:]
         assert foreign.poll() is None, "a JACK server that is not ours was stopped"
     finally:
-        foreign.kill()
-        foreign.wait()
+        stop_process(foreign, 5)
