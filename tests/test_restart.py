@@ -69,13 +69,15 @@ def plant_leftovers(layout: dict, env: dict, planted: list[subprocess.Popen]) ->
     """jackd and baresip of this config as an earlier run (one without PDEATHSIG) left them;
     appended to `planted` as they start, so that the caller stops them whatever happens."""
     run = layout["runtime_dir"]
-    jackd = subprocess.Popen(["jackd", "--no-realtime", "-n", layout["jack_server"], "-d",
-                              "dummy", "-r", "16000", "-p", "320"],
-                             env={**env, "JACK_NO_AUDIO_RESERVATION": "1"},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    said = run / "planted-jackd.log"
+    with open(said, "wb") as out:
+        jackd = subprocess.Popen(["jackd", "--no-realtime", "-n", layout["jack_server"], "-d",
+                                  "dummy", "-r", "16000", "-p", "320"],
+                                 env={**env, "JACK_NO_AUDIO_RESERVATION": "1"},
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     planted.append(jackd)
-    assert wait_until(lambda: jack_server_up(layout["jack_server"]), 10, step=0.1)
+    assert wait_until(lambda: jack_server_up(layout["jack_server"]), 10, step=0.1), \
+        said.read_text(errors="replace")
     bare = subprocess.Popen(baresip.argv(run / "baresip"),
                             env={**env, "JACK_DEFAULT_SERVER": layout["jack_server"]},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -113,6 +115,9 @@ def test_restart_after_sigkill(tmp_path: Path, ports: PortBlocks, models_dir: Pa
         # PR_SET_PDEATHSIG: jackd and baresip go with the daemon, baresip with a BYE.
         assert wait_until(lambda: not any(alive(pid) for pid in children), 10), \
             "jackd or baresip outlived the daemon's SIGKILL"
+        # Until init has reaped it, a dead jackd still owns its name ("already active").
+        assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children),
+                          30, step=0.1)
         phone.wait_event(CALL_CLOSED, timeout=10)
 
         # Leftovers as an earlier version (or a child that ignored the signal) left them,

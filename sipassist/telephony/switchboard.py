@@ -38,6 +38,7 @@ from .process import SupervisedProcess
 log = logging.getLogger(__name__)
 
 JACKD_START_SECONDS = 15
+JACKD_START_TRIES = 3  # jackd exits at start this often: give up and say why
 MAX_HANGUPS = 16  # bounds the hang-up-every-call loop (baresip holds a few calls at most)
 
 
@@ -343,15 +344,14 @@ class Switchboard:
             try:
                 pid = self.jackd.pid
                 if pid is None:
-                    if during_start and self.jackd.last_exit is not None:
-                        # Say why at once (e.g. "server `x' already active"), not after 15 s.
-                        raise BridgeError(f"jackd could not start: {self.jackd.failure()}")
                     raise BridgeError("jackd is not running")
                 self.bridge.open()
                 self._bridge_jackd_pid = pid
                 return
             except BridgeError as exc:
-                if during_start and self.jackd.last_exit is not None:
+                # Say why as soon as it is clear (e.g. "server `x' already active"), not after
+                # 15 s; a few tries first: the old jackd of a killed run may still be a zombie.
+                if during_start and self.jackd.restarts >= JACKD_START_TRIES:
                     raise BridgeError(f"jackd could not start: {self.jackd.failure()}") from None
                 if time.monotonic() > deadline or self._stopping.is_set():
                     if during_start:
