@@ -103,13 +103,18 @@ def test_healthy_child_is_restarted_at_once_every_time() -> None:
         child.stop()
 
 
-def test_crash_loop_backs_off_and_deliberate_restarts_do_not_count() -> None:
-    looping = SupervisedProcess("crasher", ["sh", "-c", "exit 3"], backoff=0.2)
+def test_crash_loop_backs_off_and_deliberate_restarts_do_not_count(caplog) -> None:
+    caplog.set_level(logging.INFO)
+    looping = SupervisedProcess("crasher", ["sh", "-c", "echo banner; echo \"'x' server "
+                                            "already active\"; echo more; exit 3"], backoff=0.2)
     looping.start()
     time.sleep(1.6)  # 0.2 + 0.4 + 0.8 s of backoff fit: about four starts, not sixteen
     looping.stop()
     assert 2 <= looping.restarts <= 5, looping.restarts
-    assert looping.failure() == "crasher exited with code 3: no output"
+    # The cause is said at ERROR, not only in the child's own INFO lines.
+    assert looping.failure() == "crasher exited with code 3: 'x' server already active"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and all("already active" in message for message in errors), errors
 
     started: list[int] = []
     child = SupervisedProcess("sleeper", ["sleep", "300"], on_started=started.append)

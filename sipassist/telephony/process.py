@@ -259,11 +259,12 @@ class SupervisedProcess:
             if self._healthy or time.monotonic() - started > self.stable_after:
                 self._crashes = 0
                 delay = self.restart_delay
-            else:  # died before it ever worked: a crash loop, back off
+                log.error("%s exited with code %s; restarting in %.1f s", self.name,
+                          returncode, delay)
+            else:  # died before it ever worked: a crash loop, back off; say why at ERROR
                 self._crashes += 1
                 delay = min(self.backoff * 2 ** (self._crashes - 1), self.backoff_max)
-            log.error("%s exited with code %s; restarting in %.1f s", self.name, returncode,
-                      delay)
+                log.error("%s; restarting in %.1f s", self.failure(), delay)
             self.restarts += 1
             if self.on_exited:
                 self._call(self.on_exited, returncode)
