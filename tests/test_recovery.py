@@ -63,9 +63,11 @@ def test_jackd_killed_mid_call_hangs_up_with_a_bye(start_daemon, phone, webhook)
                                      "callback_url": webhook.url})
     phone.wait_event(CALL_ESTABLISHED)
     assert daemon.daemon.active.latest(wait=10) is not None  # the message is playing
+    killed_at = time.monotonic()
     daemon.daemon.switchboard.jackd.kill()
     # baresip still lived: the far phone is told (BYE), not left in a call with no audio.
     phone.wait_event(CALL_CLOSED, timeout=10)
+    print(f"jackd killed mid-call: BYE at the phone after {time.monotonic() - killed_at:.2f} s")
     failed = webhook.wait(1)[0]
     assert failed["status"] == "failed" and "jackd" in failed["error"], failed
 
