@@ -1,4 +1,4 @@
-"""Command line: `sipassist run`, `sipassist check`, `sipassist models`, `sipassist bench`."""
+"""Command line: `sipassist run`, `check`, `models`, `keys`, `bench`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return run(args.config)
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from .keys_cli import run
+
+    return run(load(args.config), args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
     if args.what == "asr":
@@ -73,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--config", type=Path, default=None,
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
+    keys = commands.add_parser("keys", help="API keys: create NAME (prints the key once), "
+                                            "list, revoke NAME")
+    from .keys_cli import add_arguments
+
+    add_arguments(keys)
+    keys.add_argument("--config", type=Path, default=None,
+                      help="config file (default /etc/sipassist/sipassist.toml if present)")
+    keys.set_defaults(func=_cmd_keys)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
     bench.add_argument("what", choices=["asr", "call"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "

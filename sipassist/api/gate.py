@@ -1,0 +1,222 @@
+"""The gate in front of the app: who is calling, may they, how much, how big a body.
+
+A WSGI middleware, so it sees every request, the 404s and 405s included:
+1. Open routes (GET /health, the docs) pass; no key, no charge (the headers still tell).
+2. With any key configured, a request needs one, as `api-key: <key>` or
+   `Authorization: Bearer <key>`; else 401. With no key at all the API serves 127.0.0.1 only
+   (see `listen_host`) and every local client may do everything.
+3. Each request costs one in its client's request windows: 429 with Retry-After past a limit.
+   Failed authentications are charged to the address, which slows down guessing.
+4. A read-only key may only GET (403); /v1/keys wants an admin key (403).
+5. A declared Content-Length over the route's limit: 413 before the body is read.
+Every response gets X-RateLimit-Limit, -Remaining and -Reset.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..config import ApiSettings, LimitSettings
+from .errors import error_bytes
+from .keys import ApiKey, KeyProblem, KeyStore
+from .limits import ENVIRON_KEY, Meter, RateLimiter, Verdict
+from .routing import SAFE_METHODS, Api, Operation
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+HOW_TO_SEND = ("send the header 'Authorization: Bearer <token>' or 'api-key: <token>' with a "
+               "key from `sipassist keys create NAME`, or the token from [api] token in the "
+               "daemon's config (/etc/sipassist/sipassist.toml)")
+STATUS_LINES = {401: "401 Unauthorized", 403: "403 Forbidden", 413: "413 Payload Too Large",
+                429: "429 Too Many Requests", 400: "400 Bad Request",
+                503: "503 Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who a request comes from, as far as permissions and limits go."""
+
+    bucket: str  # the rate-limit identity: "key:NAME", "token" or "address:IP"
+    read_only: bool = False
+    admin: bool = False
+    limits: LimitSettings = LimitSettings()
+
+
+def listen_host(api: ApiSettings, keys: KeyStore) -> tuple[str, str | None]:
+    """Where to listen, and a warning when that is not what [api] host says."""
+    if api.token or keys.any_active() or api.host in LOOPBACK_HOSTS:
+        return api.host, None
+    return "127.0.0.1", (
+        f"no API key exists, so the API listens on 127.0.0.1 only (not {api.host}): "
+        "create one with `sipassist keys create NAME` (or set [api] token) and restart "
+        "to serve other machines")
+
+
+def presented_key(environ: dict) -> tuple[str | None, str | None]:
+    """(the key, a problem): from `api-key: <key>` or `Authorization: Bearer <key>`."""
+    # The raw WSGI values (latin-1 text): a header may hold any bytes.
+    api_key = environ.get("HTTP_API_KEY", "").strip()
+    if api_key:
+        return api_key, None
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None, f"API token required: {HOW_TO_SEND}"
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None, f"Authorization header is not a bearer token: {HOW_TO_SEND}"
+    return value.strip(), None
+
+
+class FailureLog:
+    """Authentication failures, logged at most once a minute per source, with a count."""
+
+    def __init__(self, interval: float = 60.0, clock=time.monotonic, sources: int = 1024) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sources: OrderedDict[str, list] = OrderedDict()  # source -> [last log, count]
+        self._max = sources
+
+    def note(self, source: str, what: str) -> None:
+        now = self._clock()
+        with self._lock:
+            entry = self._sources.get(source)
+            if entry is not None and now - entry[0] < self._interval:
+                entry[1] += 1
+                return
+            count = (entry[1] if entry else 0) + 1
+            self._sources[source] = [now, 0]
+            self._sources.move_to_end(source)
+            while len(self._sources) > self._max:
+                self._sources.popitem(last=False)
+        if count == 1:
+            log.warning("API: %s from %s", what, source)
+        else:
+            log.warning("API: %d requests refused for a missing or wrong key from %s in the "
+                        "last minute or more; the latest: %s", count, source, what)
+
+
+class Gate:
+    def __init__(self, api: Api, settings: ApiSettings, keys: KeyStore,
+                 limiter: RateLimiter | None = None, failures: FailureLog | None = None) -> None:
+        self.api = api
+        self.settings = settings
+        self.keys = keys
+        self.limiter = limiter or RateLimiter()
+        self.failures = failures or FailureLog()
+        self._token = settings.token.encode()
+
+    def body_limit(self, method: str, path: str) -> int:
+        """The largest body the route takes (the server refuses more before reading it)."""
+        op = self.api.operation_for({"REQUEST_METHOD": method, "PATH_INFO": path})
+        return op.body_limit if op is not None else self.api.json_limit
+
+    # -- who is it ---------------------------------------------------------------------------
+
+    def _client(self, environ: dict) -> tuple[Client | None, int, str]:
+        """(client, 0, "") or (None, status, detail)."""
+        address = environ.get("REMOTE_ADDR", "")
+        try:
+            any_key = bool(self._token) or self.keys.any_active()
+        except KeyProblem as exc:
+            log.error("%s", exc)
+            return None, 503, f"API keys cannot be read: {exc}"
+        if not any_key:
+            return Client(f"address:{address}", admin=True, limits=self.settings.limits), 0, ""
+        key, problem = presented_key(environ)
+        if key is None:
+            return None, 401, problem or ""
+        encoded = key.encode("latin-1", "replace")
+        if self._token and hmac.compare_digest(encoded, self._token):
+            return Client("token", admin=True, limits=self.settings.limits), 0, ""
+        record = self.keys.find(key)
+        if record is None:
+            return None, 401, f"wrong API token: {HOW_TO_SEND}"
+        if not record.active:
+            return None, 401, (f"API key '{record.name}' was revoked on {record.revoked_at}: "
+                               "ask for a new one")
+        return self._key_client(record), 0, ""
+
+    def _key_client(self, record: ApiKey) -> Client:
+        limits = LimitSettings(**{**vars(self.settings.limits), **record.limits})
+        return Client(f"key:{record.name}", record.read_only, record.admin, limits)
+
+    # -- the middleware ----------------------------------------------------------------------
+
+    def __call__(self, environ: dict, start_response):
+        op = self.api.operation_for(environ)
+        address = environ.get("REMOTE_ADDR", "")
+        if op is not None and op.open:
+            verdict = self.limiter.peek(f"address:{address}", self.settings.limits)
+            return self._pass(environ, start_response, verdict)
+        client, status, detail = self._client(environ)
+        if client is None:
+            verdict = self.limiter.hit(f"address:{address}", self.settings.limits)
+            if status == 401:
+                self.failures.note(address, f"{detail.split(':')[0]} "
+                                            f"({environ.get('REQUEST_METHOD')} "
+                                            f"{environ.get('PATH_INFO')})")
+            if not verdict.allowed:
+                return self._refuse(start_response, verdict, 429, _too_many(verdict))
+            return self._refuse(start_response, verdict, status, detail)
+        verdict = self.limiter.hit(client.bucket, client.limits)
+        if not verdict.allowed:
+            return self._refuse(start_response, verdict, 429, _too_many(verdict))
+        if op is not None:
+            refusal = self._check(op, client, environ)
+            if refusal is not None:
+                status, detail, verdict = refusal[0], refusal[1], refusal[2] or verdict
+                return self._refuse(start_response, verdict, status, detail)
+        environ[ENVIRON_KEY] = Meter(self.limiter, client.bucket, client.limits)
+        return self._pass(environ, start_response, verdict)
+
+    def _check(self, op: Operation, client: Client,
+               environ: dict) -> tuple[int, str, Verdict | None] | None:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if client.read_only and method not in SAFE_METHODS:
+            return 403, (f"this API key is read-only: it may only GET; {method} "
+                         f"{environ.get('PATH_INFO')} needs a standard or admin key"), None
+        if op.admin and not client.admin:
+            return 403, "only an admin key may manage API keys", None
+        for meter in op.budget:
+            spent = self.limiter.peek(client.bucket, client.limits, meter)
+            if not spent.allowed:
+                return 429, _too_many(spent, meter), spent
+        length = environ.get("CONTENT_LENGTH", "")
+        if length.isdigit() and int(length) > op.body_limit:
+            return 413, (f"request body is {int(length)} bytes; this endpoint takes at most "
+                         f"{op.body_limit} bytes ([api] max_json_bytes / max_upload_bytes)"), None
+        return None
+
+    def _pass(self, environ: dict, start_response, verdict: Verdict):
+        extra = verdict.headers() if verdict.limit else []
+
+        def with_headers(status, headers, exc_info=None):
+            names = {name.lower() for name, _ in headers}
+            headers = list(headers) + [h for h in extra if h[0].lower() not in names]
+            return start_response(status, headers, exc_info) if exc_info \
+                else start_response(status, headers)
+
+        return self.api.app(environ, with_headers)
+
+    def _refuse(self, start_response, verdict: Verdict, status: int, detail: str):
+        body = error_bytes(status, detail)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if verdict.limit:
+            headers += verdict.headers()
+        if status == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="sipassist"'))
+        start_response(STATUS_LINES.get(status, f"{status} Error"), headers)
+        return [body]
+
+
+def _too_many(verdict: Verdict, meter: str = "requests") -> str:
+    words = {"requests": "requests", "tokens": "LLM tokens", "audio": "audio seconds"}[meter]
+    return (f"rate limit exceeded: {verdict.limit} {words} allowed "
+            f"({verdict.window.replace('_', ' ')}); try again in {verdict.retry_after} s")
