@@ -78,7 +78,8 @@ class CallRequest(RequestModel):
     ring_timeout: RingTimeout = None
     call_id: Annotated[Text(max_length=64, description="Custom call ID"),
                        AfterValidator(_call_id)] = None
-    choice: Annotated[Any, BeforeValidator(_choice), WithJsonSchema(CHOICE_SCHEMA)] = None
+    choice: Annotated[Any, BeforeValidator(_choice),
+                      WithJsonSchema({"anyOf": [CHOICE_SCHEMA, {"type": "null"}]})] = None
 
     model_config = {"json_schema_extra": {"examples": [
         {"message": "Hello! This is a reminder about your appointment tomorrow at 2pm.",
