@@ -35,6 +35,11 @@ from .errors import error_bytes
 
 log = logging.getLogger(__name__)
 
+# waitress warns "Task queue depth is N" for every request that waits for a thread: under load
+# that is a line per request (the journal flood this server replaces). The queue is bounded by
+# max_connections anyway.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
 # Descriptors kept for everything else the daemon opens (state files, baresip, JACK, models).
 RESERVED_FDS = 256
 
