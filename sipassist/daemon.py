@@ -132,7 +132,7 @@ class Daemon:
         host, warning = listen_host(s.api, self.keys)
         if warning:
             log.warning("%s", warning)
-        self.api = ApiServer(self.app, host, s.api.port, s.api, self.app.body_limit)
+        self.api = ApiServer(self.app, host, s.api.port, s.api, self.app.screen)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None
 

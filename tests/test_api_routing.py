@@ -48,7 +48,7 @@ class Form(RequestModel):
 class Server:
     """A small app served for real; `stream_gate` lets a test hold the event stream."""
 
-    def __init__(self, tmp: Path, limits: LimitSettings) -> None:
+    def __init__(self, tmp: Path, limits: LimitSettings, token: str = "") -> None:
         self.stream_gate = threading.Event()
         api = Api(json_limit=1000, upload_limit=50_000, context={"max_count": 9})
 
@@ -101,10 +101,11 @@ class Server:
         openapi.install(api)
         self.api = api
         self.keys = KeyStore(tmp)
-        settings = ApiSettings(max_json_bytes=1000, max_upload_bytes=50_000, limits=limits)
+        settings = ApiSettings(max_json_bytes=1000, max_upload_bytes=50_000, limits=limits,
+                               token=token)
         # A clock that stands still: the windows never roll over in the middle of a test.
         self.gate = Gate(api, settings, self.keys, RateLimiter(clock=lambda: FROZEN_NOW))
-        self.server = ApiServer(self.gate, "127.0.0.1", 0, settings, self.gate.body_limit)
+        self.server = ApiServer(self.gate, "127.0.0.1", 0, settings, self.gate.screen)
         self.server.start()
         self.port = self.server.port
 
@@ -333,3 +334,40 @@ def test_openapi_document_of_the_mechanism(server: Server) -> None:
     assert "text/event-stream" in doc["paths"]["/v1/stream"]["get"]["responses"]["200"]["content"]
     assert doc["paths"]["/items/{item}"]["get"]["parameters"][0]["name"] == "item"
     assert doc["paths"]["/openapi.json"]["get"]["security"] == []
+
+
+# -- screened at header time -----------------------------------------------------------------
+
+def test_bodies_without_a_key_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    """With keys in force, an upload without a valid key gets 401 from its headers alone:
+    nobody without a key can make the box buffer 25 MB bodies."""
+    token = "routing-token-0123456789abcdef"
+    guarded = Server(tmp_path, LimitSettings(requests_per_minute=50), token=token)
+    try:
+        for extra in (b"", b"Authorization: Bearer wrong-token-0123456789\r\n",
+                      b"api-key: sipa_00000000_nope\r\n"):
+            with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+                sock.sendall(b"POST /v1/upload HTTP/1.1\r\nHost: t\r\n"
+                             b"Content-Type: audio/wav\r\n" + extra +
+                             b"Expect: 100-continue\r\nContent-Length: 40000\r\n\r\n")
+                answer = read_all(sock)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 401"), answer[:200]
+            assert b"www-authenticate: bearer" in head.lower()
+            assert b"x-ratelimit-remaining" in head.lower()
+            assert_error(json.loads(body), 401)
+        # With the key the same upload is taken, and a too large one is refused from its
+        # headers with the rate-limit state.
+        status, _, body = guarded.request("POST", "/v1/upload", b"R" * 40_000,
+                                          {"Content-Type": "audio/wav", "api-key": token})
+        assert status == 200, body
+        with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/upload HTTP/1.1\r\nHost: t\r\nContent-Type: audio/wav\r\n"
+                         + f"api-key: {token}\r\n".encode()
+                         + b"Content-Length: 50001\r\n\r\n")
+            answer = read_all(sock)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413") and b"x-ratelimit-limit: 50" in head.lower()
+        assert_error(json.loads(body), 413, "50001 bytes")
+    finally:
+        guarded.server.stop()

@@ -112,10 +112,26 @@ class Gate:
         self.failures = failures or FailureLog()
         self._token = settings.token.encode()
 
-    def body_limit(self, method: str, path: str) -> int:
-        """The largest body the route takes (the server refuses more before reading it)."""
-        op = self.api.operation_for({"REQUEST_METHOD": method, "PATH_INFO": path})
-        return op.body_limit if op is not None else self.api.json_limit
+    def screen(self, method: str, path: str, headers: dict[str, str], address: str,
+               length: int) -> Refusal | None:
+        """Called by the server as soon as a request's headers are in, for requests with a
+        body: a missing or wrong key (401) or a body over the route's limit (413) is refused
+        then, before any of the body is read or buffered. Rate limits wait for the request."""
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "REMOTE_ADDR": address,
+                   "HTTP_AUTHORIZATION": headers.get("AUTHORIZATION", ""),
+                   "HTTP_API_KEY": headers.get("API_KEY", "")}
+        op = self.api.operation_for(environ)
+        if op is None or not op.open:
+            client, status, detail = self._client(environ)
+            if client is None:
+                return self._unknown_client(environ, status, detail)
+            verdict = self.limiter.peek(client.bucket, client.limits)
+        else:
+            verdict = self.limiter.peek(f"address:{address}", self.settings.limits)
+        limit = op.body_limit if op is not None else self.api.json_limit
+        if length > limit:
+            return Refusal(413, _too_large(length, limit), verdict)
+        return None
 
     # -- who is it ---------------------------------------------------------------------------
 
@@ -157,41 +173,45 @@ class Gate:
             return self._pass(environ, start_response, verdict)
         client, status, detail = self._client(environ)
         if client is None:
-            verdict = self.limiter.hit(f"address:{address}", self.settings.limits)
-            if status == 401:
-                self.failures.note(address, f"{detail.split(':')[0]} "
-                                            f"({environ.get('REQUEST_METHOD')} "
-                                            f"{environ.get('PATH_INFO')})")
-            if not verdict.allowed:
-                return self._refuse(start_response, verdict, 429, _too_many(verdict))
-            return self._refuse(start_response, verdict, status, detail)
+            return self._refuse(start_response, self._unknown_client(environ, status, detail))
         verdict = self.limiter.hit(client.bucket, client.limits)
         if not verdict.allowed:
-            return self._refuse(start_response, verdict, 429, _too_many(verdict))
+            return self._refuse(start_response, Refusal(429, _too_many(verdict), verdict))
         if op is not None:
-            refusal = self._check(op, client, environ)
+            refusal = self._check(op, client, environ, verdict)
             if refusal is not None:
-                status, detail, verdict = refusal[0], refusal[1], refusal[2] or verdict
-                return self._refuse(start_response, verdict, status, detail)
+                return self._refuse(start_response, refusal)
         environ[ENVIRON_KEY] = Meter(self.limiter, client.bucket, client.limits)
         return self._pass(environ, start_response, verdict)
 
-    def _check(self, op: Operation, client: Client,
-               environ: dict) -> tuple[int, str, Verdict | None] | None:
+    def _unknown_client(self, environ: dict, status: int, detail: str) -> Refusal:
+        """A request without a valid key: charged to its address (slowing down guessing)."""
+        address = environ.get("REMOTE_ADDR", "")
+        verdict = self.limiter.hit(f"address:{address}", self.settings.limits)
+        if status == 401:
+            self.failures.note(address, f"{detail.split(':')[0]} "
+                                        f"({environ.get('REQUEST_METHOD')} "
+                                        f"{environ.get('PATH_INFO')})")
+        if not verdict.allowed:
+            return Refusal(429, _too_many(verdict), verdict)
+        return Refusal(status, detail, verdict)
+
+    def _check(self, op: Operation, client: Client, environ: dict,
+               verdict: Verdict) -> Refusal | None:
         method = environ.get("REQUEST_METHOD", "GET")
         if client.read_only and method not in SAFE_METHODS:
-            return 403, (f"this API key is read-only: it may only GET; {method} "
-                         f"{environ.get('PATH_INFO')} needs a standard or admin key"), None
+            return Refusal(403, f"this API key is read-only: it may only GET; {method} "
+                                f"{environ.get('PATH_INFO')} needs a standard or admin key",
+                           verdict)
         if op.admin and not client.admin:
-            return 403, "only an admin key may manage API keys", None
+            return Refusal(403, "only an admin key may manage API keys", verdict)
         for meter in op.budget:
             spent = self.limiter.peek(client.bucket, client.limits, meter)
             if not spent.allowed:
-                return 429, _too_many(spent, meter), spent
+                return Refusal(429, _too_many(spent, meter), spent)
         length = environ.get("CONTENT_LENGTH", "")
         if length.isdigit() and int(length) > op.body_limit:
-            return 413, (f"request body is {int(length)} bytes; this endpoint takes at most "
-                         f"{op.body_limit} bytes ([api] max_json_bytes / max_upload_bytes)"), None
+            return Refusal(413, _too_large(int(length), op.body_limit), verdict)
         return None
 
     def _pass(self, environ: dict, start_response, verdict: Verdict):
@@ -205,15 +225,32 @@ class Gate:
 
         return self.api.app(environ, with_headers)
 
-    def _refuse(self, start_response, verdict: Verdict, status: int, detail: str):
-        body = error_bytes(status, detail)
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        if verdict.limit:
-            headers += verdict.headers()
-        if status == 401:
-            headers.append(("WWW-Authenticate", 'Bearer realm="sipassist"'))
-        start_response(STATUS_LINES.get(status, f"{status} Error"), headers)
+    def _refuse(self, start_response, refusal: Refusal):
+        body = error_bytes(refusal.status, refusal.detail)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                   *refusal.headers()]
+        start_response(STATUS_LINES.get(refusal.status, f"{refusal.status} Error"), headers)
         return [body]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request the gate refuses: its status, detail and the rate-limit state to show."""
+
+    status: int
+    detail: str
+    verdict: Verdict
+
+    def headers(self) -> list[tuple[str, str]]:
+        out = self.verdict.headers() if self.verdict.limit else []
+        if self.status == 401:
+            out.append(("WWW-Authenticate", 'Bearer realm="sipassist"'))
+        return out
+
+
+def _too_large(length: int, limit: int) -> str:
+    return (f"request body is {length} bytes; this endpoint takes at most {limit} bytes "
+            "([api] max_json_bytes / max_upload_bytes)")
 
 
 def _too_many(verdict: Verdict, meter: str = "requests") -> str:

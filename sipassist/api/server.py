@@ -9,10 +9,10 @@ select(), so descriptors above 1024 work. Pure Python, no dependencies, in Debia
 (python3-waitress). cheroot hands a connection to a worker thread as soon as a byte arrives, so a
 few slow clients can hold every thread.
 
-Bodies: the parser below looks at the route as soon as the headers are in, and a Content-Length
-over that route's limit gets 413 at once, before a byte of the body is read. A chunked body is
-cut at the largest limit. waitress's own errors (400, 413, 431, 500) come out in the API's JSON
-error shape too.
+Bodies: as soon as a request's headers are in, the gate screens it (`Gate.screen`): a missing
+or wrong key gets 401 and a Content-Length over the route's limit 413 at once, before a byte of
+the body is read or buffered. A chunked body is cut at the largest limit. waitress's own errors
+(400, 413, 431, 500) come out in the API's JSON error shape too.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import logging
 import resource
 import threading
 from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -28,7 +30,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
-from waitress.utilities import RequestEntityTooLarge
+from waitress.utilities import Error
 
 from ..config import ApiSettings
 from .errors import error_bytes
@@ -57,11 +59,15 @@ def raise_fd_limit(wanted: int = 65536) -> int:
     return soft
 
 
-class _TooLarge(RequestEntityTooLarge):
-    def __init__(self, length: int, limit: int) -> None:
-        super().__init__(f"{length} > {limit}")
-        self.detail = (f"request body is {length} bytes; this endpoint takes at most {limit} "
-                       "bytes ([api] max_json_bytes / max_upload_bytes)")
+class _Refused(Error):
+    """A request the gate refused at header time (401, 413, 429, 503)."""
+
+    def __init__(self, status: int, detail: str, headers: list[tuple[str, str]]) -> None:
+        super().__init__(detail)
+        self.code = status
+        self.reason = HTTPStatus(status).phrase
+        self.detail = detail
+        self.headers = headers
 
 
 class _JsonErrorTask(ErrorTask):
@@ -73,27 +79,47 @@ class _JsonErrorTask(ErrorTask):
         body = error_bytes(error.code, detail)
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers.extend(getattr(error, "headers", []))
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
 
 
-def _server_class(body_limit: Callable[[str, str], int]) -> type[TcpWSGIServer]:
+# screen(method, path, headers, client address, body length) -> a refusal or None
+Screen = Callable[[str, str, dict, str, int], Any]
+
+
+def _server_class(screen: Screen | None) -> type[TcpWSGIServer]:
     class Parser(HTTPRequestParser):
+        address = ""
+
         def parse_header(self, header_plus: bytes) -> None:
             super().parse_header(header_plus)
-            if self.content_length > 0 and self.error is None:
-                limit = body_limit(self.command, self.path)
-                if self.content_length > limit:
-                    self.error = _TooLarge(self.content_length, limit)
+            if screen is None or self.error is not None:
+                return
+            if self.content_length > 0 or self.chunked:
+                refusal = screen(self.command, self.path, self.headers, self.address,
+                                 self.content_length)
+                if refusal is not None:
+                    self.error = _Refused(refusal.status, refusal.detail, refusal.headers())
                     self.completed = True
                     self.body_rcv = None
                     self.expect_continue = False  # no "100 Continue": the body is unwanted
                     self.content_length = 0  # keeps waitress from replacing our error
 
     class Channel(HTTPChannel):
-        parser_class = Parser
         error_task_class = _JsonErrorTask
+
+        def __init__(self, server, sock, addr, adj, map=None) -> None:  # noqa: A002
+            super().__init__(server, sock, addr, adj, map)
+            address = addr[0] if isinstance(addr, tuple) else str(addr)
+
+            def parser(adj: Adjustments) -> Parser:
+                request = Parser(adj)
+                request.address = address
+                return request
+
+            self.parser_class = parser
 
     class Server(TcpWSGIServer):
         channel_class = Channel
@@ -103,7 +129,8 @@ def _server_class(body_limit: Callable[[str, str], int]) -> type[TcpWSGIServer]:
 
 class ApiServer:
     def __init__(self, app, host: str, port: int, settings: ApiSettings | None = None,
-                 body_limit: Callable[[str, str], int] | None = None) -> None:
+                 screen: Screen | None = None) -> None:
+        """`screen` (the gate's) sees each request with a body when its headers are in."""
         settings = settings or ApiSettings()
         largest = max(settings.max_json_bytes, settings.max_upload_bytes)
         fds = raise_fd_limit()
@@ -121,7 +148,7 @@ class ApiServer:
             max_request_header_size=64 * 1024, asyncore_use_poll=True, ident="sipassist",
             expose_tracebacks=False, clear_untrusted_proxy_headers=False,
         )
-        server_class = _server_class(body_limit or (lambda method, path: largest))
+        server_class = _server_class(screen)
         self._server = server_class(app, map={}, adj=adj, sockinfo=adj.listen[0])
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self.connection_limit = connections
