@@ -27,6 +27,7 @@ from sipassist.telephony.events import CALL_CLOSED, CALL_INCOMING
 
 from .conftest import PortBlocks, RunningDaemon, daemon_settings
 from .phone import TestPhone
+from .test_api_routing import read_all
 
 pytestmark = [pytest.mark.telephony, pytest.mark.models]
 
@@ -322,12 +323,7 @@ def test_50_mb_body_is_refused_before_it_is_read(platform: Platform) -> None:
         sock.sendall(b"POST /call HTTP/1.1\r\nHost: box\r\nContent-Type: application/json\r\n"
                      + f"Authorization: Bearer {TOKEN}\r\n".encode()
                      + b"Expect: 100-continue\r\nContent-Length: 52428800\r\n\r\n")
-        answer = b""
-        for _ in range(100):
-            part = sock.recv(65536)
-            if not part:
-                break
-            answer += part
+        answer = read_all(sock)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413"), answer[:300]
     assert "52428800 bytes" in error_of(json.loads(body), 413)

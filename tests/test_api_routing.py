@@ -371,3 +371,30 @@ def test_bodies_without_a_key_are_refused_before_they_are_read(tmp_path: Path) -
         assert_error(json.loads(body), 413, "50001 bytes")
     finally:
         guarded.server.stop()
+
+
+def test_idle_connections_time_out_and_are_capped(tmp_path: Path) -> None:
+    """At max_connections the server stops accepting (the descriptors stay free for the rest
+    of the daemon); idle connections are closed after idle_timeout, and then it answers."""
+    api = Api()
+    api.get("/health", summary="health", open=True)(lambda: {"status": "healthy"})
+    settings = ApiSettings(max_connections=20, idle_timeout=1.0)
+    gate = Gate(api, settings, KeyStore(tmp_path))
+    server = ApiServer(gate, "127.0.0.1", 0, settings, gate.screen)
+    server.start()
+    idle = []
+    try:
+        assert server.connection_limit == 20
+        for _ in range(40):  # twice the cap: the rest wait in the backlog
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+        conn.close()
+        # The idle ones were closed by the server: reading gives end-of-file.
+        idle[0].settimeout(10)
+        assert idle[0].recv(1) == b""
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
