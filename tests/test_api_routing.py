@@ -369,6 +369,7 @@ def test_bodies_without_a_key_are_refused_before_they_are_read(tmp_path: Path) -
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 413") and b"x-ratelimit-limit: 50" in head.lower()
         assert_error(json.loads(body), 413, "50001 bytes")
+        assert guarded.gate.refusals == {401: 3, 413: 1}  # what /metrics can show
     finally:
         guarded.server.stop()
 

@@ -18,14 +18,15 @@ import hmac
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from ..config import ApiSettings, LimitSettings
 from .errors import error_bytes
 from .keys import ApiKey, KeyProblem, KeyStore
-from .limits import ENVIRON_KEY, Meter, RateLimiter, Verdict
-from .routing import SAFE_METHODS, Api, Operation
+from .limits import ENVIRON_KEY, WORDS, Meter, RateLimiter, Verdict
+from .routing import SAFE_METHODS, Api, Operation, too_large_detail
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,6 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 HOW_TO_SEND = ("send the header 'Authorization: Bearer <token>' or 'api-key: <token>' with a "
                "key from `sipassist keys create NAME`, or the token from [api] token in the "
                "daemon's config (/etc/sipassist/sipassist.toml)")
-STATUS_LINES = {401: "401 Unauthorized", 403: "403 Forbidden", 413: "413 Payload Too Large",
-                429: "429 Too Many Requests", 400: "400 Bad Request",
-                503: "503 Service Unavailable"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +109,15 @@ class Gate:
         self.limiter = limiter or RateLimiter()
         self.failures = failures or FailureLog()
         self._token = settings.token.encode()
+        # Requests refused here, by status (401, 403, 413, 429, 503): for /metrics.
+        self.refusals: Counter[int] = Counter()
+        self._count_lock = threading.Lock()
+
+    def _counted(self, refusal: Refusal | None) -> Refusal | None:
+        if refusal is not None:
+            with self._count_lock:
+                self.refusals[refusal.status] += 1
+        return refusal
 
     def screen(self, method: str, path: str, headers: dict[str, str], address: str,
                length: int) -> Refusal | None:
@@ -124,13 +131,13 @@ class Gate:
         if op is None or not op.open:
             client, status, detail = self._client(environ)
             if client is None:
-                return self._unknown_client(environ, status, detail)
+                return self._counted(self._unknown_client(environ, status, detail))
             verdict = self.limiter.peek(client.bucket, client.limits)
         else:
             verdict = self.limiter.peek(f"address:{address}", self.settings.limits)
         limit = op.body_limit if op is not None else self.api.json_limit
         if length > limit:
-            return Refusal(413, _too_large(length, limit), verdict)
+            return self._counted(Refusal(413, too_large_detail(length, limit), verdict))
         return None
 
     # -- who is it ---------------------------------------------------------------------------
@@ -211,7 +218,7 @@ class Gate:
                 return Refusal(429, _too_many(spent, meter), spent)
         length = environ.get("CONTENT_LENGTH", "")
         if length.isdigit() and int(length) > op.body_limit:
-            return Refusal(413, _too_large(int(length), op.body_limit), verdict)
+            return Refusal(413, too_large_detail(int(length), op.body_limit), verdict)
         return None
 
     def _pass(self, environ: dict, start_response, verdict: Verdict):
@@ -226,10 +233,11 @@ class Gate:
         return self.api.app(environ, with_headers)
 
     def _refuse(self, start_response, refusal: Refusal):
+        self._counted(refusal)
         body = error_bytes(refusal.status, refusal.detail)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                    *refusal.headers()]
-        start_response(STATUS_LINES.get(refusal.status, f"{refusal.status} Error"), headers)
+        start_response(f"{refusal.status} {HTTPStatus(refusal.status).phrase}", headers)
         return [body]
 
 
@@ -248,12 +256,6 @@ class Refusal:
         return out
 
 
-def _too_large(length: int, limit: int) -> str:
-    return (f"request body is {length} bytes; this endpoint takes at most {limit} bytes "
-            "([api] max_json_bytes / max_upload_bytes)")
-
-
 def _too_many(verdict: Verdict, meter: str = "requests") -> str:
-    words = {"requests": "requests", "tokens": "LLM tokens", "audio": "audio seconds"}[meter]
-    return (f"rate limit exceeded: {verdict.limit} {words} allowed "
+    return (f"rate limit exceeded: {verdict.limit} {WORDS[meter]} allowed "
             f"({verdict.window.replace('_', ' ')}); try again in {verdict.retry_after} s")

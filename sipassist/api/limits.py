@@ -90,19 +90,20 @@ class RateLimiter:
                 if len(self._used) >= MAX_CLIENTS:
                     self._prune(now)
                 used = self._used[client] = {}
-            # (field, limit, spent in the current window, when that window ends)
+            # (field, limit, spent in the current window, its start, its end)
             states = []
             for name, length, limit in windows:
                 start = int(now // length) * length
                 began, spent = used.get(name, (start, 0.0))
-                states.append((name, limit, spent if began == start else 0.0, start + length))
+                states.append((name, limit, spent if began == start else 0.0, start,
+                               start + length))
             full = [state for state in states if state[2] >= state[1]]
-            if refuse and full:
-                name, limit, spent, reset = max(full, key=lambda state: state[3])
+            if refuse and full:  # wait for the last of the full windows to end
+                name, limit, _, _, reset = max(full, key=lambda state: state[4])
                 return Verdict(False, limit, 0, reset, max(1, math.ceil(reset - now)), name)
-            for name, limit, spent, reset in states:
-                used[name] = (reset - dict(METERS[meter])[name], spent + amount)
-            name, limit, spent, reset = min(states, key=lambda state: state[1] - state[2])
+            for name, _, spent, start, _ in states:
+                used[name] = (start, spent + amount)
+            name, limit, spent, _, reset = min(states, key=lambda state: state[1] - state[2])
             return Verdict(True, limit, max(0, int(limit - spent - amount)), reset, 0, name)
 
     def _prune(self, now: float) -> None:

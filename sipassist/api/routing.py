@@ -288,9 +288,13 @@ def content_length(environ: dict) -> int | None:
     return max(length, 0)
 
 
+def too_large_detail(length: int, limit: int) -> str:
+    return (f"request body is {length} bytes; this endpoint takes at most {limit} bytes "
+            "([api] max_json_bytes / max_upload_bytes)")
+
+
 def too_large(length: int, limit: int) -> ApiError:
-    return ApiError(413, f"request body is {length} bytes; this endpoint takes at most "
-                         f"{limit} bytes ([api] max_json_bytes / max_upload_bytes)")
+    return ApiError(413, too_large_detail(length, limit))
 
 
 def check_length(limit: int) -> None:
