@@ -33,6 +33,7 @@ def test_keys_are_stored_hashed_and_found(tmp_path: Path) -> None:
     assert store.find(secret) == record and record.role == "read-only"
     assert store.find(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
     assert store.find("nonsense") is None and store.find("sipa_x_y") is None
+    assert store.find("sipa_\u00e9t\u00e9_\u00fc") is None  # header bytes beyond ASCII
     # Another store on the same file (the daemon, while the CLI wrote) sees the change.
     other = KeyStore(tmp_path)
     assert other.find(secret) is not None

@@ -103,6 +103,8 @@ class KeyStore:
             st = self.path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise KeyProblem(f"{self.path}: cannot read the API keys ({exc.strerror})") from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _load(self) -> dict[str, ApiKey]:
@@ -135,8 +137,9 @@ class KeyStore:
         parts = presented.split("_", 2)
         if len(parts) != 3 or parts[0] != PREFIX:
             return None
+        key_id = parts[1].encode("latin-1", "replace")  # a header may hold any bytes
         for key in self._load().values():
-            if hmac.compare_digest(key.key_id, parts[1]) and key.matches(presented):
+            if hmac.compare_digest(key.key_id.encode(), key_id) and key.matches(presented):
                 return key
         return None
 
