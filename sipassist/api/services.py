@@ -11,6 +11,7 @@ from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
 from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
+from .keys import KeyStore
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,4 @@ class Services:
     speak: Speak
     tools: ToolRegistry
     schedules: ScheduledCalls
+    keys: KeyStore | None = None  # None: the keys file in the state directory
