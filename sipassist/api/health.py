@@ -11,11 +11,15 @@ def install(app: bottle.Bottle, services: Services) -> None:
     @app.get("/health")
     def health() -> dict:
         board = services.switchboard
-        return {
-            "status": "healthy" if board.ready else "degraded",
+        reason = board.degraded_reason
+        body = {
+            "status": "degraded" if reason else "healthy",
             "sip_registered": board.sip_registered,
             "active_calls": board.active_calls,
         }
+        if reason:
+            body["reason"] = reason
+        return body
 
     @app.get("/queue")
     def queue_status() -> dict:
