@@ -123,7 +123,7 @@ def test_sip_trace_gives_the_invites_source_and_swallows_the_trace():
                      "INVITE sip:assistant@192.168.1.2 SIP/2.0", "Call-ID: abc-1@host"),
         "ua: something to log",
     ]
-    logged = [line for line in lines if not trace.feed(line)]
+    logged = [kept for kept in map(trace.feed, lines) if kept]
     assert logged == ["baresip is ready.", "ua: something to log"]
     assert trace.source_of("abc-1@host", timeout=0) == "192.168.1.5:5062"
     assert trace.answered("abc-1@host", timeout=0)
@@ -133,14 +133,16 @@ def test_sip_trace_gives_the_invites_source_and_swallows_the_trace():
 
 def test_sip_trace_blocks_that_follow_each_other_on_one_line():
     trace = SipTrace()
-    assert trace.feed(START)
-    assert trace.feed("UDP 127.0.0.2:5080 -> 127.0.0.1:5060")
-    assert trace.feed("INVITE sip:a@127.0.0.1 SIP/2.0")
-    assert trace.feed("Call-ID: one")
-    assert trace.feed(END + START)  # baresip prints the next start right after the end
-    assert trace.feed("UDP 127.0.0.3:5080 -> 127.0.0.1:5060")
-    assert trace.feed("INVITE sip:a@127.0.0.1 SIP/2.0")
-    assert trace.feed("Call-ID: two" + END)
-    assert not trace.feed("\x1b[31mua: UA not found")
+    assert trace.feed("[0:00:03] audio=64000/64000 (bit/s)\r" + START) == \
+        "[0:00:03] audio=64000/64000 (bit/s)"  # the status line has no newline of its own
+    assert trace.feed("UDP 127.0.0.2:5080 -> 127.0.0.1:5060") == ""
+    assert trace.feed("INVITE sip:a@127.0.0.1 SIP/2.0") == ""
+    assert trace.feed("Call-ID: one") == ""
+    assert trace.feed(END + START) == ""  # baresip prints the next start right after the end
+    assert trace.feed("UDP 127.0.0.3:5080 -> 127.0.0.1:5060") == ""
+    assert trace.feed("INVITE sip:a@127.0.0.1 SIP/2.0") == ""
+    assert trace.feed("Call-ID: two" + END) == ""
+    assert trace.feed(END + "call: answering call") == "call: answering call"
+    assert trace.feed("\x1b[31mua: UA not found") == "\x1b[31mua: UA not found"
     assert trace.source_of("one", 0) == "127.0.0.2:5080"
     assert trace.source_of("two", 0) == "127.0.0.3:5080"

@@ -35,7 +35,7 @@ class SupervisedProcess:
         backoff: float = 0.5,
         backoff_max: float = 30.0,
         stable_after: float = 60.0,
-        output_filter: Callable[[str], bool] | None = None,
+        output_filter: Callable[[str], str] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -48,7 +48,7 @@ class SupervisedProcess:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.stable_after = stable_after
-        # Sees each output line first; True means it was consumed and is not logged.
+        # Sees each output line first and returns the part of it to log ("" for none).
         self.output_filter = output_filter
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -122,17 +122,17 @@ class SupervisedProcess:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip()
-            if self.output_filter and self._filtered(line):
-                continue
+            if self.output_filter:
+                line = self._filtered(line)
             if line:
                 self._output_log.info("%s", line)
 
-    def _filtered(self, line: str) -> bool:
+    def _filtered(self, line: str) -> str:
         try:
             return self.output_filter(line)
         except Exception:  # a filter bug must not stop the output being read
             log.exception("%s output filter failed", self.name)
-            return False
+            return line
 
     def _call(self, callback: Callable[[int], None], value: int) -> None:
         try:

@@ -39,26 +39,35 @@ class SipTrace:
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._block: list[str] | None = None
 
-    def feed(self, line: str) -> bool:
-        """Take one line of baresip's output; True if it belonged to the trace."""
-        if line.startswith(END):  # "ESC[;m" may be followed by the next block's start
-            self._finish()
-            line = line[len(END):]
-            if not line:
-                return True
-        if line.startswith(START):
-            self._finish()
-            self._block = []
-            return True
-        if self._block is None:
-            return False
-        if END in line:
-            self._block.append(line.split(END, 1)[0])
-            self._finish()
-            return True
+    def feed(self, line: str) -> str:
+        """Take one line of baresip's output; returns the part of it that is not trace (to
+        be logged). Markers may sit mid-line: baresip's status line ends in a carriage
+        return, not a newline, and a log line may follow an end marker directly."""
+        kept = []
+        rest = line
+        while rest:
+            if self._block is None:
+                start = rest.find(START)
+                if start < 0:
+                    kept.append(rest)
+                    break
+                kept.append(rest[:start])
+                self._block = []
+                rest = rest[start + len(START):]
+            else:
+                end = rest.find(END)
+                if end < 0:
+                    self._add(rest)
+                    break
+                self._add(rest[:end])
+                self._finish()
+                rest = rest[end + len(END):]
+        return "".join(kept).replace(END, "").strip()  # END also resets a red error line
+
+    def _add(self, line: str) -> None:
+        assert self._block is not None
         if len(self._block) < 40:  # headers come first; the body is not needed
             self._block.append(line)
-        return True
 
     def source_of(self, call_id: str, timeout: float) -> str:
         """"ip:port" the INVITE of `call_id` came from; "" if not seen within `timeout` s."""
