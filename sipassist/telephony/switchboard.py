@@ -425,6 +425,12 @@ class Switchboard:
             call.closed = True
             call.events.put(LinkLost(reason))
 
+    def held_calls(self) -> tuple[int, str]:
+        """How many calls baresip holds, and its `listcalls` text."""
+        listing = self._require_ctrl().command("listcalls", timeout=3).data
+        match = _CALL_COUNT.search(listing)
+        return (int(match.group(1)) if match else 0), listing
+
     def _clear_strays(self) -> None:
         """Compare baresip's calls with the daemon's; hang up those it does not know (a call
         whose events were missed, a half-open call nobody owns) once seen twice in a row.
@@ -433,9 +439,7 @@ class Switchboard:
         every call it counts has already been reported to _on_message.
         """
         ctrl = self._require_ctrl()
-        listing = ctrl.command("listcalls", timeout=3)
-        match = _CALL_COUNT.search(listing.data)
-        held = int(match.group(1)) if match else 0
+        held, listing = self.held_calls()
         with self._calls_lock:
             known = set(self._calls) | set(self._turned_away)
             unbound = len(self._unbound)
@@ -447,7 +451,7 @@ class Switchboard:
             return  # seen once, or an outgoing call not yet reported: look again next time
         ids = []
         with self._command_lock:
-            for line in _LINE.findall(listing.data):
+            for line in _LINE.findall(listing):
                 _, stat = ctrl.batch([("line", line), ("callstat", "")], timeout=3)
                 found = _CALLSTAT_ID.search(stat.data)
                 if found and found.group(1) not in known:
