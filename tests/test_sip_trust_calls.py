@@ -128,3 +128,28 @@ def test_a_reminder_rings_the_callers_own_extension(start_daemon, phone, synthes
     calls = daemon.request("GET", "/calls")[1]
     # The bare extension, dialled at the configured domain; never a URI from the From.
     assert [c["extension"] for c in calls if c["direction"] != "inbound"] == ["phone"], calls
+
+
+def test_calls_the_daemon_does_not_know_make_health_degraded_and_are_cleared(
+        start_daemon, phone, ports, tmp_path, monkeypatch):
+    daemon = start_daemon(phone)
+    board = daemon.daemon.switchboard
+    # The daemon misses the CALL_INCOMING (as across a dropped control link).
+    monkeypatch.setattr(board, "_incoming", lambda event: None)
+    flood = sipp("flood_invite.xml", daemon, "127.0.0.2", ports.take(), calls=1, rate=1,
+                 cwd=tmp_path, timeout=10)
+    assert flood.returncode == 0, flood.stdout[-2000:] + flood.stderr[-2000:]
+    assert board.held_calls()[0] == 1
+    deadline = time.monotonic() + 10
+    health = {}
+    while time.monotonic() < deadline and health.get("status") != "degraded":
+        health = daemon.request("GET", "/health")[1]
+        time.sleep(0.2)
+    assert health["status"] == "degraded", health
+    assert "does not know" in health["reason"], health
+    assert held_calls(daemon, 0, timeout=10) == 0  # hung up by its id
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and health.get("status") != "healthy":
+        health = daemon.request("GET", "/health")[1]
+        time.sleep(0.2)
+    assert health == {"status": "healthy", "sip_registered": True, "active_calls": 0}

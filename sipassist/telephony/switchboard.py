@@ -244,6 +244,8 @@ class Switchboard:
             result = self._call_command(call, "accept")
             if not result.ok:
                 raise CtrlError(f"baresip could not accept the call: {result.data.strip()}")
+            if not call.source:  # no trace of this call's INVITE: nothing to check the answer by
+                return
             if self.sip_trace.answered(call.baresip_id, timeout=0.3) or call.closed:
                 return
             if time.monotonic() > deadline:
@@ -298,6 +300,9 @@ class Switchboard:
                 return ctrl.command(name)
             if not _found(ctrl.command("callfind", call.baresip_id, timeout=3), call.baresip_id):
                 call.closed = True
+                with self._calls_lock:
+                    if self._turned_away.get(call.baresip_id) is call:
+                        del self._turned_away[call.baresip_id]
                 raise CtrlError(f"baresip has no call {call.baresip_id} any more")
             found, result = ctrl.batch([("callfind", call.baresip_id), (name, "")], timeout=3)
             if not _found(found, call.baresip_id):
