@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.telephony, pytest.mark.models]
 RATE = 16000
 SCENARIOS = Path(__file__).parent / "sipp"
 TRUST_LOG = "sipassist.telephony.trust"
+# Whisper hears this one well through G.711 ("Remind me in ..." came out "Reminding in ...").
+ASK = "Can you remind me in ten seconds to call the dentist?"
 
 
 def sipp(scenario: str, daemon, source_ip: str, port: int, calls: int, rate: int,
@@ -100,14 +102,16 @@ def test_a_spoofed_from_asking_for_a_reminder_gets_no_callback(start_daemon, por
     spoofer = ports.phone(tmp_path / "spoofer", user="+19005551234", domain="127.0.0.9")
     try:
         daemon = start_daemon(spoofer)  # dial domain: the spoofer's real address
+        # Asked twice, after the greeting: on a loaded machine the greeting can start late, and
+        # audio dropouts can make Whisper mishear one of them.
         spoofer.set_speech(speech_track(synthesizer, [
-            4.5, "Remind me in one minute to call the dentist.", 8.0, "Goodbye.", 3.0]), RATE)
+            7.0, ASK, 8.0, ASK, 8.0, "Goodbye.", 3.0]), RATE)
         spoofer.command("dial", daemon.sip_uri)
         spoofer.wait_event(CALL_ESTABLISHED)
         spoofer.wait_event(CALL_CLOSED, timeout=90)
         record = finished_inbound(daemon)
-        timers = [t for t in record["transcript"] if t.get("tool") == "SET_TIMER"]
-        assert [t["text"] for t in timers] == [NO_CALLBACK], record["transcript"]
+        timers = [t["text"] for t in record["transcript"] if t.get("tool") == "SET_TIMER"]
+        assert timers and set(timers) == {NO_CALLBACK}, record["transcript"]
         assert daemon.request("GET", "/schedule")[1] == []  # nothing will ring anybody
         # (0.4: on this loaded machine one short sentence scored 0.5 once; unrelated audio ~0.1)
         assert heard_audio(spoofer.recording(), synthesizer.synthesize(NO_CALLBACK), RATE) > 0.4
@@ -117,17 +121,22 @@ def test_a_spoofed_from_asking_for_a_reminder_gets_no_callback(start_daemon, por
 
 def test_a_reminder_rings_the_callers_own_extension(start_daemon, phone, synthesizer):
     daemon = start_daemon(phone)
-    phone.set_speech(speech_track(synthesizer, [
-        4.5, "Remind me in five seconds to stretch.", 7.0, "Goodbye.", 3.0]), RATE)
+    phone.set_speech(speech_track(synthesizer, [7.0, ASK, 8.0, ASK, 8.0, "Goodbye.", 3.0]),
+                     RATE)  # asked twice, as above
     phone.command("dial", daemon.sip_uri)
     phone.wait_event(CALL_ESTABLISHED)
     phone.wait_event(CALL_CLOSED, timeout=90)
-    phone.wait_event(CALL_ESTABLISHED, timeout=40)  # the call-back
-    phone.wait_event(CALL_CLOSED, timeout=40)
+    record = finished_inbound(daemon)
+    timers = [t["text"] for t in record["transcript"] if t.get("tool") == "SET_TIMER"]
+    assert timers and set(timers) == {"Timer set for 10 seconds."}, record["transcript"]
+    for _ in timers:  # each rings the phone back
+        phone.wait_event(CALL_ESTABLISHED, timeout=40)
+        phone.wait_event(CALL_CLOSED, timeout=40)
     assert daemon.daemon.queue.wait_idle(timeout=30)
     calls = daemon.request("GET", "/calls")[1]
     # The bare extension, dialled at the configured domain; never a URI from the From.
-    assert [c["extension"] for c in calls if c["direction"] != "inbound"] == ["phone"], calls
+    callbacks = [(c["extension"], c["status"]) for c in calls if c["direction"] != "inbound"]
+    assert callbacks == [("phone", "completed")] * len(timers), calls
 
 
 def test_calls_the_daemon_does_not_know_make_health_degraded_and_are_cleared(
