@@ -22,8 +22,11 @@ pytestmark = [pytest.mark.telephony, pytest.mark.models]
 RATE = 16000
 SCENARIOS = Path(__file__).parent / "sipp"
 TRUST_LOG = "sipassist.telephony.trust"
-# Whisper hears this one well through G.711 ("Remind me in ..." came out "Reminding in ...").
+# Two phrasings Whisper hears through G.711 ("Remind me in ..." came out "Reminding in ...");
+# each test asks both, after the greeting: on a loaded machine the greeting can start late and
+# audio dropouts can make Whisper mishear one of them.
 ASK = "Can you remind me in ten seconds to call the dentist?"
+ASK_AGAIN = "I need a reminder in ten seconds to call the dentist."
 
 
 def sipp(scenario: str, daemon, source_ip: str, port: int, calls: int, rate: int,
@@ -102,10 +105,8 @@ def test_a_spoofed_from_asking_for_a_reminder_gets_no_callback(start_daemon, por
     spoofer = ports.phone(tmp_path / "spoofer", user="+19005551234", domain="127.0.0.9")
     try:
         daemon = start_daemon(spoofer)  # dial domain: the spoofer's real address
-        # Asked twice, after the greeting: on a loaded machine the greeting can start late, and
-        # audio dropouts can make Whisper mishear one of them.
         spoofer.set_speech(speech_track(synthesizer, [
-            7.0, ASK, 8.0, ASK, 8.0, "Goodbye.", 3.0]), RATE)
+            7.0, ASK, 8.0, ASK_AGAIN, 8.0, "Goodbye.", 3.0]), RATE)
         spoofer.command("dial", daemon.sip_uri)
         spoofer.wait_event(CALL_ESTABLISHED)
         spoofer.wait_event(CALL_CLOSED, timeout=90)
@@ -121,8 +122,8 @@ def test_a_spoofed_from_asking_for_a_reminder_gets_no_callback(start_daemon, por
 
 def test_a_reminder_rings_the_callers_own_extension(start_daemon, phone, synthesizer):
     daemon = start_daemon(phone)
-    phone.set_speech(speech_track(synthesizer, [7.0, ASK, 8.0, ASK, 8.0, "Goodbye.", 3.0]),
-                     RATE)  # asked twice, as above
+    phone.set_speech(speech_track(synthesizer, [7.0, ASK, 8.0, ASK_AGAIN, 8.0, "Goodbye.", 3.0]),
+                     RATE)
     phone.command("dial", daemon.sip_uri)
     phone.wait_event(CALL_ESTABLISHED)
     phone.wait_event(CALL_CLOSED, timeout=90)
