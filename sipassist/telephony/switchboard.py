@@ -28,9 +28,9 @@ from .events import (
     REGISTER_FAIL,
     REGISTER_OK,
     BaresipEvent,
+    CommandResult,
     Disconnected,
 )
-from .events import CommandResult
 from .process import SupervisedProcess
 from .sip_trace import SipTrace
 from .trust import CallerTrust, Verdict
