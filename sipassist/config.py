@@ -6,6 +6,7 @@ raises ConfigError naming the key and what to write instead.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -44,6 +45,30 @@ class RegistrarSettings:
     register_interval: int = 600
 
 
+# Networks a box on a LAN takes calls from when no registrar is configured: the private
+# ranges (RFC 1918, IPv6 unique-local and link-local) and loopback.
+LAN_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10",
+                "127.0.0.0/8", "::1/128")
+CALLERS_CHOICES = ("registrar", "networks", "anyone")
+CALLBACK_CHOICES = ("caller", "off")
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """Who may call in, whom a call may make the box call back, and how fast a source may ring."""
+
+    # "registrar": only INVITEs sent by the registrar's own addresses; "networks": from the
+    # hosts/networks below; "anyone". "" = "registrar" with [sip.registrar], else "networks".
+    callers: str = ""
+    networks: tuple[str, ...] = LAN_NETWORKS
+    # "caller": timers and reminders set on a call ring the caller's own extension on the
+    # registrar or dial domain (never a host from the From header); "off": none.
+    callbacks: str = "caller"
+    # INVITEs one source address may send within window_seconds; more are refused at once.
+    max_invites: int = 10
+    window_seconds: float = 10.0
+
+
 @dataclass(frozen=True)
 class SipSettings:
     user: str = "assistant"
@@ -58,6 +83,7 @@ class SipSettings:
     # DNS server baresip asks ("host:port"); "" = the system's resolvers.
     dns_server: str = ""
     registrar: RegistrarSettings | None = None
+    trust: TrustSettings = field(default_factory=TrustSettings)
 
     @property
     def listen_host(self) -> str:
@@ -300,6 +326,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{shown}: write a number, for example {default}")
         return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} = {value!r}: write a list of texts, for example "
+                              f"{list(default[:2])!r}")
+        return tuple(value)
     if isinstance(default, Path) or key.endswith("_dir"):
         if not isinstance(value, str) or (not value and default is not None):
             raise ConfigError(f"{shown}: write a path in quotes")
@@ -337,6 +368,7 @@ def _validate(settings: Settings) -> None:
                 raise ConfigError(f"sip.registrar.{key}: no spaces, quotes, ';', '<' or '>'")
         if reg.register_interval < 30:
             raise ConfigError("sip.registrar.register_interval: write 30 seconds or more")
+    _validate_trust(sip)
     if not 0 < settings.api.port < 65536:
         raise ConfigError(f"api.port = {settings.api.port}: write a TCP port between 1 and 65535")
     if settings.api.token and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,256}", settings.api.token):
@@ -418,6 +450,28 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("calls.default_ring_timeout: write 1 up to calls.max_ring_timeout")
 
 
+def _validate_trust(sip: SipSettings) -> None:
+    trust = sip.trust
+    if trust.callers and trust.callers not in CALLERS_CHOICES:
+        raise ConfigError(f"sip.trust.callers = {trust.callers!r}: write \"registrar\", "
+                          "\"networks\", \"anyone\" or \"\" (registrar if one is set, else networks)")
+    if trust.callers == "registrar" and sip.registrar is None:
+        raise ConfigError("sip.trust.callers = \"registrar\" needs a [sip.registrar] table; "
+                          "use \"networks\" for direct SIP on the LAN")
+    for network in trust.networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"sip.trust.networks: {network!r} is not an address or network; "
+                              "write e.g. \"192.168.1.0/24\" or \"192.168.1.20\"") from None
+    if trust.callbacks not in CALLBACK_CHOICES:
+        raise ConfigError(f"sip.trust.callbacks = {trust.callbacks!r}: write \"caller\" or \"off\"")
+    if trust.max_invites < 1:
+        raise ConfigError("sip.trust.max_invites: write 1 or more")
+    if not 1 <= trust.window_seconds <= 3600:
+        raise ConfigError("sip.trust.window_seconds: write 1 to 3600")
+
+
 _SECTIONS = {
     "api": ApiSettings,
     "audio": AudioSettings,
@@ -462,9 +516,14 @@ def parse(data: dict[str, Any]) -> Settings:
                                   limits=_build(LimitSettings, limits_table, "api.limits."))
     sip_table = dict(data.get("sip", {}))
     registrar_table = sip_table.pop("registrar", None)
+    trust_table = sip_table.pop("trust", None)
     sip = _build(SipSettings, sip_table, "sip.")
     if registrar_table is not None and not isinstance(registrar_table, dict):
         raise ConfigError("sip.registrar: must be a [sip.registrar] table")
+    if trust_table is not None:
+        if not isinstance(trust_table, dict):
+            raise ConfigError("sip.trust: must be a [sip.trust] table")
+        sip = replace(sip, trust=_build(TrustSettings, trust_table, "sip.trust."))
     if registrar_table is not None:
         if not registrar_table.get("domain"):
             raise ConfigError("sip.registrar.domain: required when [sip.registrar] is present")

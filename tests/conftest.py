@@ -51,11 +51,12 @@ class PortBlocks:
                 return base
         raise RuntimeError("no free port block on loopback")
 
-    def phone(self, directory: Path, answermode: str = "auto", echo: bool = False) -> TestPhone:
+    def phone(self, directory: Path, answermode: str = "auto", echo: bool = False,
+              user: str = "phone", domain: str = "") -> TestPhone:
         """A test phone on its own port block (stop it when done)."""
         base = self.take()
         return TestPhone(directory, base, base + 5, f"{base + 10}-{base + 99}", answermode,
-                         echo=echo)
+                         user=user, echo=echo, domain=domain)
 
 
 @pytest.fixture(scope="session")

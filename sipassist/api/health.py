@@ -35,11 +35,15 @@ def install(api: Api, services: Services) -> None:
              tags=["Health & Status"], response=Health)
     def health() -> dict:
         board = services.switchboard
-        return {
-            "status": "healthy" if board.ready else "degraded",
+        reason = board.degraded_reason
+        body = {
+            "status": "degraded" if reason else "healthy",
             "sip_registered": board.sip_registered,
             "active_calls": board.active_calls,
         }
+        if reason:
+            body["reason"] = reason
+        return body
 
     @api.get("/queue", summary="Call queue status", tags=["Health & Status"],
              response=QueueStatus)

@@ -166,6 +166,9 @@ class ApiServer:
         log.info("API listening on http://%s:%d", self.host, self.port)
 
     def stop(self) -> None:
+        """Close the server; a second call (a test's stop, then the fixture's) does nothing."""
+        if not self._thread.is_alive():
+            return
         server = self._server
         # Close every socket from inside the loop thread; the loop ends when none is left.
         server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))

@@ -43,12 +43,14 @@ class TestPhone:
     __test__ = False  # not a pytest class
 
     def __init__(self, directory: Path, sip_port: int, ctrl_port: int, rtp_ports: str,
-                 answermode: str = "auto", user: str = "phone", echo: bool = False) -> None:
+                 answermode: str = "auto", user: str = "phone", echo: bool = False,
+                 domain: str = "") -> None:
         self.directory = directory
         self.sip_port = sip_port
         self.ctrl_port = ctrl_port
         self.user = user
-        self.uri = f"sip:{user}@127.0.0.1:{sip_port}"
+        # `domain` makes the phone claim another host in its From (it still sends from here).
+        self.uri = f"sip:{user}@{domain or f'127.0.0.1:{sip_port}'}"
         self.events: queue.Queue[BaresipEvent] = queue.Queue()
         directory.mkdir(parents=True, exist_ok=True)
         self.wav = write_phone_wav(directory / "say.wav")

@@ -41,6 +41,7 @@ STILL_THERE = "Are you still there?"
 NO_LLM = ("Sorry, I can only help with the time, the weather, sums, timers and reminders "
           "right now.")
 LLM_FAILED = "Sorry, I can't answer that right now."
+NO_CALLBACK = "Sorry, I can't call you back on this line."
 ANSWER_TIMEOUT = 5.0  # seconds from accept to an established call
 # Answered ahead of the endpoint: no side effects, and the same answer a moment later
 # (the weather station's next reading may differ, so WEATHER is not among them).
@@ -139,6 +140,8 @@ class InboundCalls:
         session = CallSession(record.call_id, call, audio)
         self.active.add(session)
         dialogue = Dialogue(self, session, record)
+        # Call-backs ring the caller's own extension on our domain, never the From's host.
+        dialogue.callback = self.switchboard.trust.callback_extension(call.uri, call.source)
         try:
             dialogue.run()
         except CallEnded as ended:
@@ -164,6 +167,7 @@ class Dialogue:
         # (speech end, text, ms) transcribed during the endpointer's wait, if it still holds.
         self._early: tuple[float, str, int] | None = None
         self.answer_tool: str | None = None  # the tool behind the answer being spoken
+        self.callback: str | None = None  # the extension a timer may ring (None: no call-back)
         pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
         self.early_asr = (pause, self.transcribe_early) if pause else None
 
@@ -268,7 +272,13 @@ class Dialogue:
 
     def run_tool(self, tool, args: dict) -> str:
         if tool.name == "SET_TIMER":
-            args = {**args, "extension": self.record.dial_uri}
+            if self.callback is None:
+                log.warning("no call-back to %s (source %s): not an extension on the "
+                            "registrar or dial domain (sip.trust)", self.record.dial_uri,
+                            self.session.call.source or "unknown",
+                            extra={"CALL_ID": self.record.call_id})
+                return NO_CALLBACK
+            args = {**args, "extension": self.callback}
         try:
             result = self.calls.tools.run(tool, args)
         except (ParameterError, ToolError) as exc:

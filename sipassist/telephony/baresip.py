@@ -30,7 +30,7 @@ def account_line(sip: SipSettings) -> str:
     return f"{display}<{aor}>;" + ";".join(params)
 
 
-def config_text(sip: SipSettings, audio: AudioSettings) -> str:
+def config_text(sip: SipSettings, audio: AudioSettings, max_calls: int = 4) -> str:
     lines = [
         f"sip_listen {sip.listen}",
         f"rtp_ports {sip.rtp_ports}",
@@ -58,6 +58,8 @@ def config_text(sip: SipSettings, audio: AudioSettings) -> str:
         # No running "[0:00:01] audio=..." status line on stdout: it would flood the journal.
         "statmode_default off",
         f"ctrl_tcp_listen {CTRL_HOST}:{sip.ctrl_port}",
+        # More calls than this at once get "486 Max Calls" from baresip itself, at once.
+        f"call_max_calls {max_calls}",
     ]
     if sip.interface:
         lines.append(f"net_interface {sip.interface}")
@@ -66,15 +68,18 @@ def config_text(sip: SipSettings, audio: AudioSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_config(directory: Path, sip: SipSettings, audio: AudioSettings) -> None:
+def write_config(directory: Path, sip: SipSettings, audio: AudioSettings,
+                 max_calls: int = 4) -> None:
     """Write config and accounts; accounts may hold a password, so only the owner reads it."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config").write_text(config_text(sip, audio))
+    (directory / "config").write_text(config_text(sip, audio, max_calls))
     accounts = directory / "accounts"
     fd = os.open(accounts, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(account_line(sip) + "\n")
 
 
-def argv(directory: Path) -> list[str]:
-    return ["baresip", "-f", str(directory)]
+def argv(directory: Path, sip_trace: bool = False) -> list[str]:
+    """`sip_trace` (-s) prints every SIP message: the only way baresip 1.0 tells where an
+    INVITE came from (see sip_trace.py)."""
+    return ["baresip", *(["-s"] if sip_trace else []), "-f", str(directory)]

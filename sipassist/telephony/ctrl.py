@@ -128,6 +128,35 @@ class CtrlConnection:
         finally:
             self._pending.pop(token, None)
 
+    def batch(self, commands: list[tuple[str, str]], timeout: float = 5.0) -> list[CommandResult]:
+        """Several commands in one write. ctrl_tcp runs all frames of one read before baresip
+        handles any SIP message, so `callfind <id>` and the command after it act on that
+        call with no INVITE slipping in between (which would make it baresip's current call)."""
+        if any("\n" in p or "\r" in p for _, p in commands):
+            raise CtrlError("command parameters must be one line")
+        tokens = [str(next(self._tokens)) for _ in commands]
+        futures: list[Future[CommandResult]] = []
+        for token in tokens:
+            futures.append(Future())
+            self._pending[token] = futures[-1]
+        frames = b"".join(encode_frame({"command": name, "params": params, "token": token})
+                          for (name, params), token in zip(commands, tokens))
+        deadline = time.monotonic() + timeout
+        try:
+            if not self.alive:
+                raise CtrlError("ctrl_tcp connection is closed")
+            with self._send_lock:
+                self._sock.sendall(frames)
+            return [f.result(max(0.0, deadline - time.monotonic())) for f in futures]
+        except FutureTimeout:
+            names = ", ".join(name for name, _ in commands)
+            raise CtrlError(f"baresip did not answer {names} within {timeout:g} s") from None
+        except OSError as exc:
+            raise CtrlError(f"ctrl_tcp send failed: {exc}") from None
+        finally:
+            for token in tokens:
+                self._pending.pop(token, None)
+
     def close(self) -> None:
         self._closing = True
         try:

@@ -33,6 +33,9 @@ MAX_LINE = 2000  # characters of one output line kept in the log
 # baresip's call status, rewritten in place with carriage returns: "[0:00:01] audio=64000/..."
 PROBLEM = re.compile(r"fail|error|already|cannot|can't|denied|not found|no such", re.I)
 STATUS_LINE = re.compile(r"^\[\d+:\d\d:\d\d\] audio=")
+# A line ends at CRLF, LF or a lone CR (the status line's); a CR last in a chunk waits for the
+# next one, so a CRLF split across two reads is still one line end.
+LINE_END = re.compile(rb"\r\n|\n|\r(?=[^\n])")
 
 
 def cmdline_of(pid: int) -> list[str] | None:
@@ -42,6 +45,17 @@ def cmdline_of(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]] or None
+
+
+def same_program(cmdline: list[str] | None, argv: Sequence[str]) -> bool:
+    """Is `cmdline` the program of `argv` with the same values (config dir, server name)?
+
+    Flags alone may differ: a leftover of an earlier version is ours all the same (baresip
+    gained `-s` for the SIP trace)."""
+    if not cmdline or Path(cmdline[0]).name != Path(argv[0]).name:
+        return False
+    values = [arg for arg in argv[1:] if not arg.startswith("-")]
+    return [arg for arg in cmdline[1:] if not arg.startswith("-")] == values
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -82,6 +96,7 @@ class SupervisedProcess:
         backoff: float = 0.5,
         backoff_max: float = 30.0,
         stable_after: float = 60.0,
+        output_filter: Callable[[str], str] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -96,6 +111,8 @@ class SupervisedProcess:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.stable_after = stable_after
+        # Sees each output line first and returns the part of it to log ("" for none).
+        self.output_filter = output_filter
         self.restarts = 0  # exits that were not asked for
         self.last_exit: int | None = None
         self._last_words = ""  # the output lines of the run that ended last
@@ -171,7 +188,7 @@ class SupervisedProcess:
         except (OSError, ValueError, IndexError):
             return
         # The pid may have been reused since: only our own program with our own arguments.
-        if pid != os.getpid() and cmdline_of(pid) == self.argv:
+        if pid != os.getpid() and same_program(cmdline_of(pid), self.argv):
             log.warning("%s (pid %d) was left running by an earlier run of this config; "
                         "stopping it", self.name, pid)
             try:
@@ -279,7 +296,7 @@ class SupervisedProcess:
             if not chunk:
                 break
             pending += chunk
-            *lines, pending = re.split(rb"[\r\n]", pending)
+            *lines, pending = LINE_END.split(pending)
             if len(pending) > MAX_LINE:  # no line end in sight: log what there is
                 lines.append(pending)
                 pending = b""
@@ -288,13 +305,23 @@ class SupervisedProcess:
         self._log_line(pending)
 
     def _log_line(self, raw: bytes) -> None:
-        line = raw.decode(errors="replace").strip()
+        line = raw.decode(errors="replace")
+        if self.output_filter:  # sees every line, blank ones too (they end SIP headers)
+            line = self._filtered(line)
+        line = line.strip()
         if not line or STATUS_LINE.match(line):  # a call's running status: no news
             return
         if len(line) > MAX_LINE:
             line = line[:MAX_LINE] + "…"
         self.last_output.append(line)
         self._output_log.info("%s", line)
+
+    def _filtered(self, line: str) -> str:
+        try:
+            return self.output_filter(line)
+        except Exception:  # a filter bug must not stop the output being read
+            log.exception("%s output filter failed", self.name)
+            return line
 
     def _call(self, callback: Callable[[int], None], value: int) -> None:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,19 +32,36 @@ from .events import (
     REGISTER_FAIL,
     REGISTER_OK,
     BaresipEvent,
+    CommandResult,
     Disconnected,
 )
 from .process import SupervisedProcess
+from .sip_trace import SipTrace
+from .trust import CallerTrust, Verdict
 
 log = logging.getLogger(__name__)
 
 JACKD_START_SECONDS = 15
 JACKD_START_TRIES = 3  # jackd exits at start this often: give up and say why
 MAX_HANGUPS = 16  # bounds the hang-up-every-call loop (baresip holds a few calls at most)
+# baresip takes this many calls beyond queue.max_concurrent (calls being refused, or ringing
+# while another ends); more get "486 Max Calls" from baresip at once.
+EXTRA_CALL_SLOTS = 4
+SOURCE_WAIT = 1.0  # seconds to wait for an INVITE's trace (it comes before the event)
+STRAY_CHECK_EVERY = 2.0  # seconds between comparisons of baresip's calls with the daemon's
+_CALL_COUNT = re.compile(r"Active calls \((\d+)\)")
+_LINE = re.compile(r"\[line (\d+)\]")
+_CALLSTAT_ID = re.compile(r"\bid=(\S+)")
+
+
+def _found(result: CommandResult, call_id: str) -> bool:
+    """Did `callfind` make `call_id` the current call? (It answers ok either way.)"""
+    return result.ok and result.data.strip() == f"setting current call: {call_id}"
 
 
 class TelephonyStartError(RuntimeError):
     """jackd could not be started; the message says why (its own last words)."""
+
 
 # JACK-Client prints every failed connection attempt; route that through logging instead.
 jack.set_error_function(lambda message: log.debug("jack: %s", message))
@@ -64,6 +82,8 @@ class PhoneCall:
         self.uri = uri
         self.direction = direction
         self.baresip_id = baresip_id
+        self.source = ""  # "ip:port" an incoming call's INVITE came from (not its From)
+        self.refused = False  # turned away by the trust rules
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
         self.established = False
@@ -97,12 +117,15 @@ class Switchboard:
             on_exited=lambda code: self._link_down(),
             pid_file=runtime / "jackd.pid",
         )
+        self.sip_trace = SipTrace()
+        self.trust = CallerTrust(settings.sip)
         self.baresip = SupervisedProcess(
-            "baresip", baresip.argv(settings.baresip_dir),
+            "baresip", baresip.argv(settings.baresip_dir, sip_trace=True),
             env={"JACK_DEFAULT_SERVER": audio.jack_server},
             on_started=lambda pid: self._wake.set(),
             on_exited=lambda code: self._link_down(),
             pid_file=runtime / "baresip.pid",
+            output_filter=self.sip_trace.feed,
         )
         self.bridge = JackBridge(audio.jack_server, audio.sample_rate,
                                  remote_client=JACK_BARESIP_CLIENT, client_name=JACK_BRIDGE_CLIENT,
@@ -115,6 +138,13 @@ class Switchboard:
         self._calls_lock = threading.Lock()
         self._unbound: list[PhoneCall] = []
         self._calls: dict[str, PhoneCall] = {}
+        # Incoming calls refused or waiting for the trust check, until baresip closes them.
+        self._turned_away: dict[str, PhoneCall] = {}
+        self._gate: queue.Queue[PhoneCall | None] = queue.Queue()
+        self._gate_thread: threading.Thread | None = None
+        self._command_lock = threading.Lock()  # one call-addressed command at a time
+        self._strays = 0  # calls baresip holds that the daemon does not know
+        self._strays_checked = 0.0
         self._registered = False
         self._bridge_jackd_pid: int | None = None
         self._ctrl_baresip_pid: int | None = None  # the baresip our ctrl link talks to
@@ -127,12 +157,16 @@ class Switchboard:
 
     def start(self) -> None:
         """Start jackd and baresip; TelephonyStartError (with jackd's reason) if jackd fails."""
-        baresip.write_config(self.settings.baresip_dir, self.settings.sip, self.settings.audio)
+        baresip.write_config(self.settings.baresip_dir, self.settings.sip, self.settings.audio,
+                             max_calls=self.settings.queue.max_concurrent + EXTRA_CALL_SLOTS)
         # An earlier run killed with SIGKILL may have left baresip (holding the SIP and ctrl
         # ports) and jackd (holding the server name) running: stop them, baresip first.
         self.baresip.stop_leftovers()
         self.jackd.stop_leftovers()
         self._refuse_foreign_jackd()
+        self._gate_thread = threading.Thread(target=self._gate_loop, name="incoming-gate",
+                                             daemon=True)
+        self._gate_thread.start()
         self.jackd.start()
         try:
             self._open_bridge(timeout=JACKD_START_SECONDS, during_start=True)
@@ -163,6 +197,7 @@ class Switchboard:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        self._gate.put(None)
         self._fail_active("the daemon is shutting down")
         if self._monitor:
             self._monitor.join(5)
@@ -188,6 +223,16 @@ class Switchboard:
             return "baresip did not answer reginfo"
         if self.settings.sip.registrar and not self._registered:
             return f"not registered with {self.settings.sip.registrar.domain}"
+        return None
+
+    @property
+    def degraded_reason(self) -> str | None:
+        """Why calls cannot be served as they should right now (cheap: no baresip round trip)."""
+        if not self.ready:
+            return "telephony is starting or being restarted"
+        if self._strays:
+            return (f"baresip holds {self._strays} call(s) the daemon does not know; "
+                    "clearing them")
         return None
 
     def wait_ready(self, timeout: float) -> bool:
@@ -219,7 +264,8 @@ class Switchboard:
             with self._calls_lock:
                 self._unbound.append(call)
             try:
-                result = ctrl.command("dial", uri)
+                with self._command_lock:  # the new call becomes baresip's current call
+                    result = ctrl.command("dial", uri)
             except CtrlError:
                 self._forget(call)
                 raise
@@ -228,11 +274,27 @@ class Switchboard:
                 raise CtrlError(f"baresip refused to dial: {result.data.strip() or 'no reason'}")
         return call
 
-    def accept(self, call: PhoneCall) -> None:
-        """Answer an incoming call (baresip 1.0 accepts the one ringing)."""
-        result = self._require_ctrl().command("accept")
-        if not result.ok:
-            raise CtrlError(f"baresip could not accept the call: {result.data.strip()}")
+    def accept(self, call: PhoneCall, timeout: float = 3.0) -> None:
+        """Answer this incoming call, and no other.
+
+        baresip 1.0's `accept` answers the current call after putting the one before it on
+        hold, and fails when that one is still ringing: so calls being turned away are hung up
+        first, and the answer is retried until baresip's trace shows the 200 OK went out.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._hang_up_turned_away()
+            result = self._call_command(call, "accept")
+            if not result.ok:
+                raise CtrlError(f"baresip could not accept the call: {result.data.strip()}")
+            if not call.source:  # no trace of this call's INVITE: nothing to check the answer by
+                return
+            if self.sip_trace.answered(call.baresip_id, timeout=0.3) or call.closed:
+                return
+            if time.monotonic() > deadline:
+                raise CtrlError("baresip did not answer the call (another call was ringing)")
+            log.info("baresip did not answer %s; turning the other calls away and retrying",
+                     call.baresip_id)
 
     def reject(self, call: PhoneCall) -> None:
         """Refuse an incoming call before answering: the caller hears busy (486)."""
@@ -243,8 +305,7 @@ class Switchboard:
         if call.closed:
             return
         try:
-            # baresip 1.0's hangup ends the current call: calls are dialed one at a time.
-            self._require_ctrl().command("hangup")
+            self._call_command(call, "hangup")
         except CtrlError as exc:
             log.warning("hangup failed: %s", exc)
             return
@@ -252,7 +313,10 @@ class Switchboard:
             log.warning("baresip reported no CALL_CLOSED within %g s", wait)
 
     def finish(self, call: PhoneCall) -> None:
-        """The runner is done with the call: stop routing its events."""
+        """The runner is done with the call: hang it up if it is still open (a half-open call
+        must not hold one of baresip's slots), then stop routing its events."""
+        if not call.closed and call.baresip_id and self.ready:
+            self.hangup(call, wait=2.0)
         self._forget(call)
 
     # -- internals --------------------------------------------------------------------------
@@ -267,6 +331,39 @@ class Switchboard:
         if not self._ready.is_set() or ctrl is None or not ctrl.alive:
             raise CtrlError("baresip is not running (it is being restarted)")
         return ctrl
+
+    def _call_command(self, call: PhoneCall, name: str) -> CommandResult:
+        """`name` (accept, hangup) for this call only: baresip 1.0's commands act on its
+        current call, so `callfind <id>` makes it current in the same write (see
+        CtrlConnection.batch). A call baresip no longer has gets no command at all, since
+        `name` would then fall on whatever call is current."""
+        ctrl = self._require_ctrl()
+        with self._command_lock:
+            if not call.baresip_id:  # dialled, not yet reported: the newest call is this one
+                return ctrl.command(name)
+            if not _found(ctrl.command("callfind", call.baresip_id, timeout=3), call.baresip_id):
+                call.closed = True
+                with self._calls_lock:
+                    if self._turned_away.get(call.baresip_id) is call:
+                        del self._turned_away[call.baresip_id]
+                raise CtrlError(f"baresip has no call {call.baresip_id} any more")
+            found, result = ctrl.batch([("callfind", call.baresip_id), (name, "")], timeout=3)
+            if not _found(found, call.baresip_id):
+                log.warning("call %s ended just before %s; baresip's current call got it",
+                            call.baresip_id, name)
+            return result
+
+    def _hang_up_quietly(self, call: PhoneCall) -> None:
+        try:
+            self._call_command(call, "hangup")
+        except CtrlError as exc:
+            log.debug("hanging up %s: %s", call.baresip_id, exc)
+
+    def _hang_up_turned_away(self) -> None:
+        with self._calls_lock:
+            refused = [c for c in self._turned_away.values() if c.refused and not c.closed]
+        for other in refused:
+            self._hang_up_quietly(other)
 
     def _forget(self, call: PhoneCall) -> None:
         with self._calls_lock:
@@ -306,20 +403,59 @@ class Switchboard:
         call.events.put(event)
 
     def _incoming(self, event: BaresipEvent) -> None:
+        """Runs on the reader thread: note the call, leave the checks to the gate thread."""
         call = PhoneCall(event.peer_uri, "incoming", event.call_id)
         with self._calls_lock:
-            self._calls[event.call_id] = call
+            self._turned_away[event.call_id] = call
+        self._gate.put(call)
+
+    def _gate_loop(self) -> None:
+        """Each incoming call in turn: its real source, the trust rules, then the handler."""
+        while True:
+            call = self._gate.get()
+            if call is None:
+                return
+            try:
+                self._admit(call)
+            except Exception:  # one call's trouble must not stop the gate
+                log.exception("checking the incoming call %s failed", call.baresip_id)
+
+    def _admit(self, call: PhoneCall) -> None:
+        call.source = self.sip_trace.source_of(call.baresip_id, timeout=SOURCE_WAIT)
+        verdict = self.trust.check(call.source)
         handler = self.on_incoming
-        if handler is None:
-            log.info("incoming call from %s: nobody takes calls; rejecting", event.peer_uri)
-            threading.Thread(target=self.reject, args=(call,), daemon=True).start()
+        if verdict.allowed and handler is None:
+            verdict = Verdict(False, "nobody takes calls")
+        if not verdict.allowed:
+            self.trust.refusals.refused(call.source, verdict.reason, call.uri)
+            call.refused = True
+            if not call.closed:
+                self._hang_up_quietly(call)
             return
+        with self._calls_lock:
+            if call.closed:  # the caller gave up while waiting for the gate
+                self._turned_away.pop(call.baresip_id, None)
+                return
+            self._turned_away.pop(call.baresip_id, None)
+            self._calls[call.baresip_id] = call
         # Off the reader thread: the handler talks to baresip and waits for events.
-        threading.Thread(target=handler, args=(call,), name=f"inbound-{event.call_id}",
+        threading.Thread(target=handler, args=(call,), name=f"inbound-{call.baresip_id}",
                          daemon=True).start()
 
     def _route(self, event: BaresipEvent) -> PhoneCall | None:
         with self._calls_lock:
+            away = self._turned_away.get(event.call_id)
+            if away is not None:
+                if event.type == CALL_CLOSED:
+                    away.closed = True
+                    del self._turned_away[event.call_id]
+                elif event.type == CALL_ESTABLISHED and away.refused:
+                    # Answered by mistake (baresip's current call changed under a command).
+                    log.warning("call %s was answered though refused; hanging it up",
+                                event.call_id)
+                    threading.Thread(target=self._hang_up_quietly, args=(away,),
+                                     daemon=True).start()
+                return None
             call = self._calls.get(event.call_id)
             if call is None and event.direction == "outgoing" and self._unbound:
                 call = next((c for c in self._unbound if c.uri == event.peer_uri),
@@ -334,9 +470,49 @@ class Switchboard:
             calls = [*self._calls.values(), *self._unbound]
             self._calls.clear()
             self._unbound.clear()
+            self._turned_away.clear()
         for call in calls:
             call.closed = True
             call.events.put(LinkLost(reason))
+
+    def held_calls(self) -> tuple[int, str]:
+        """How many calls baresip holds, and its `listcalls` text."""
+        listing = self._require_ctrl().command("listcalls", timeout=3).data
+        match = _CALL_COUNT.search(listing)
+        return (int(match.group(1)) if match else 0), listing
+
+    def _clear_strays(self) -> None:
+        """Compare baresip's calls with the daemon's; hang up those it does not know (a call
+        whose events were missed, a half-open call nobody owns) once seen twice in a row.
+
+        Events come before the reply on the one ctrl_tcp stream, so when `listcalls` answers,
+        every call it counts has already been reported to _on_message.
+        """
+        ctrl = self._require_ctrl()
+        held, listing = self.held_calls()
+        with self._calls_lock:
+            known = set(self._calls) | set(self._turned_away)
+            unbound = len(self._unbound)
+        strays_before, self._strays = self._strays, max(0, held - len(known) - unbound)
+        if not self._strays:
+            return
+        log.warning("baresip holds %d call(s) the daemon does not know", self._strays)
+        if not strays_before or unbound:
+            return  # seen once, or an outgoing call not yet reported: look again next time
+        ids = []
+        with self._command_lock:
+            for line in _LINE.findall(listing):
+                _, stat = ctrl.batch([("line", line), ("callstat", "")], timeout=3)
+                found = _CALLSTAT_ID.search(stat.data)
+                if found and found.group(1) not in known:
+                    ids.append(found.group(1))
+        for call_id in ids:
+            log.warning("hanging up call %s, which the daemon does not know", call_id)
+            stray = PhoneCall("", "incoming", call_id)
+            stray.refused = True
+            with self._calls_lock:
+                self._turned_away.setdefault(call_id, stray)
+            self._hang_up_quietly(stray)
 
     def _open_bridge(self, timeout: float, during_start: bool = False) -> None:
         deadline = time.monotonic() + timeout
@@ -367,6 +543,12 @@ class Switchboard:
             except Exception:
                 log.exception("switchboard repair failed; retrying")
                 self._ready.clear()
+            if self.ready and time.monotonic() - self._strays_checked >= STRAY_CHECK_EVERY:
+                self._strays_checked = time.monotonic()
+                try:
+                    self._clear_strays()
+                except CtrlError as exc:
+                    log.debug("checking baresip's calls: %s", exc)
             # While something is down, look again soon: recovery waits for no timer.
             self._wake.wait(1.0 if self._ready.is_set() else 0.1)
             self._wake.clear()
