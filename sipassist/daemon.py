@@ -11,12 +11,14 @@ from dataclasses import dataclass, replace
 from .api.app import build_app
 from .api.server import ApiServer
 from .api.services import Services
+from .calls.history import CallHistory
 from .calls.model import CallRecord
 from .calls.placing import CallPlacer
 from .calls.queue import CallQueue
 from .calls.runner import ActiveCalls, CallRunner
 from .calls.scheduled import ScheduledCalls
 from .config import Settings
+from .faults import StorageFaults
 from .calls.inbound import InboundCalls
 from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
 from .voice.llm import Chat, LocalChat, RemoteChat
@@ -83,8 +85,12 @@ class Daemon:
         s = self.settings
         for directory in (s.paths.state_dir, s.paths.runtime_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self.calls_store = Store(s.calls_db)
-        self.webhooks_store = Store(s.webhooks_db)
+        # Storage errors of every state file: shown by /health, retried until they clear.
+        self.faults = StorageFaults()
+        self.calls_store = Store(s.calls_db, self.faults)
+        self.calls_history = CallHistory(s.calls_history, s.calls.keep_days, s.calls.keep_max,
+                                         self.faults)
+        self.webhooks_store = Store(s.webhooks_db, self.faults)
         self.webhooks = WebhookSender(self.webhooks_store, s.webhooks)
         self.switchboard = Switchboard(s)
         if self.synthesizer is None:
@@ -101,13 +107,14 @@ class Daemon:
                                  s.audio.sample_rate, self.active)
         self.queue = CallQueue(self.calls_store, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
-                               on_finished=self._call_finished)
+                               on_finished=self._call_finished, history=self.calls_history)
+        self.faults.on_retry(self.queue.retry_unsaved)
         self.placer = CallPlacer(self.queue, s)
         zone = s.tools.timezone or system_timezone()
         # The station's readings are spoken in its own zone, else the box's.
         self.weather = WeatherTool(replace(s.station, timezone=s.station.timezone or zone))
         self.tools = ToolRegistry([CalcTool(), DateTimeTool(zone), self.weather])
-        self.schedules_store = Store(s.schedules_db)
+        self.schedules_store = Store(s.schedules_db, self.faults)
         self.schedules = ScheduledCalls(self.schedules_store, self.placer, self.tools,
                                         self.webhooks, s.schedule)
         # The timer is a one-shot schedule; schedules may in turn run tools.
@@ -124,19 +131,29 @@ class Daemon:
         self.switchboard.on_incoming = self.inbound.handle
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
-                            tools=self.tools, schedules=self.schedules)
+                            tools=self.tools, schedules=self.schedules, faults=self.faults,
+                            webhooks=self.webhooks)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None
 
     def _call_finished(self, record: CallRecord) -> None:
+        # Each part on its own: one failing must not cost the other (nor the caller's thread).
+        for part in (self._send_call_webhook, self.schedules.call_finished):
+            try:
+                part(record)
+            except Exception:
+                log.exception("after call %s: %s failed", record.call_id, part.__name__,
+                              extra={"CALL_ID": record.call_id})
+
+    def _send_call_webhook(self, record: CallRecord) -> None:
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
-        self.schedules.call_finished(record)
 
     def start(self, ready_timeout: float | None = None) -> bool:
         """Start everything; True once telephony (and registration, if any) is up."""
         notify("STATUS=Starting jackd and baresip")
+        self.faults.start()
         self.webhooks.start()
         self.switchboard.start()
         self.queue.start()
@@ -180,8 +197,10 @@ class Daemon:
         self.switchboard.stop()
         self.queue.stop(timeout=10)
         self.webhooks.stop()
+        self.faults.stop()
         self.weather.close()
         self.calls_store.close()
+        self.calls_history.close()
         self.webhooks_store.close()
         self.schedules_store.close()
 

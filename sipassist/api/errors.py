@@ -7,6 +7,8 @@ import logging
 
 import bottle
 
+from ..faults import StorageError
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,8 @@ def install(app: bottle.Bottle) -> None:
                 return callback(*args, **kwargs)
             except ApiError as exc:
                 return json_response(exc.status, {"detail": exc.detail})
+            except StorageError as exc:  # nothing was accepted; the message names the fix
+                return json_response(503, {"detail": str(exc)})
             except bottle.HTTPResponse:
                 raise
             except Exception:

@@ -11,10 +11,12 @@ def install(app: bottle.Bottle, services: Services) -> None:
     @app.get("/health")
     def health() -> dict:
         board = services.switchboard
+        problems = services.faults.problems() if services.faults else []
         return {
-            "status": "healthy" if board.ready else "degraded",
+            "status": "healthy" if board.ready and not problems else "degraded",
             "sip_registered": board.sip_registered,
             "active_calls": board.active_calls,
+            "problems": problems,  # storage faults, each with its fix
         }
 
     @app.get("/queue")

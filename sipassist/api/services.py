@@ -9,8 +9,10 @@ from ..calls.queue import CallQueue
 from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
+from ..faults import StorageFaults
 from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
+from ..webhooks import WebhookSender
 
 
 @dataclass(frozen=True)
@@ -23,3 +25,5 @@ class Services:
     speak: Speak
     tools: ToolRegistry
     schedules: ScheduledCalls
+    faults: StorageFaults | None = None  # storage problems, for GET /health
+    webhooks: WebhookSender | None = None  # for GET /v1/webhooks/deliveries
