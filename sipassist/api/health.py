@@ -12,12 +12,14 @@ def install(app: bottle.Bottle, services: Services) -> None:
     def health() -> dict:
         board = services.switchboard
         problems = services.faults.problems() if services.faults else []
-        return {
+        body = {
             "status": "healthy" if board.ready and not problems else "degraded",
             "sip_registered": board.sip_registered,
             "active_calls": board.active_calls,
-            "problems": problems,  # storage faults, each with its fix
         }
+        if problems:  # storage faults, each with its fix; absent when there are none
+            body["problems"] = problems
+        return body
 
     @app.get("/queue")
     def queue_status() -> dict:
