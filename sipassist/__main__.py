@@ -55,6 +55,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.call import run as run_call
 
         return run_call(settings, questions=args.questions, json_path=args.json)
+    if args.what == "store":
+        from .bench.store import run as run_store
+
+        return run_store(settings, sizes=tuple(args.history), posts=args.posts,
+                         directory=args.dir, json_path=args.json)
     return 2
 
 
@@ -74,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call"],
+    bench.add_argument("what", choices=["asr", "call", "store"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
-                            "latency of real calls over loopback")
+                            "latency of real calls over loopback; store: POST /call latency "
+                            "with a long call history")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,
@@ -85,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="also write the rows as JSON to PATH")
     bench.add_argument("--repeat", type=int, default=3, metavar="N",
                        help="runs per sentence and path; the median is reported (default 3)")
+    bench.add_argument("--history", type=int, nargs="+", default=[20_000, 100_000],
+                       metavar="N", help="past calls in `bench store` (default 20000 100000)")
+    bench.add_argument("--posts", type=int, default=50, metavar="N",
+                       help="POST /call requests timed in `bench store` (default 50)")
+    bench.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                       help="where `bench store` puts its state (default: a temporary "
+                            "directory; use the state directory's filesystem)")
     bench.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)

@@ -220,7 +220,12 @@ class Settings:
 
     @property
     def calls_db(self) -> Path:
+        """Every call, in tinydb, before version 0.2: moved to the two files below at start."""
         return self.paths.state_dir / "calls.json"
+
+    @property
+    def calls_live(self) -> Path:
+        return self.paths.state_dir / "calls-live.jsonl"
 
     @property
     def calls_history(self) -> Path:

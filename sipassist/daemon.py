@@ -12,6 +12,7 @@ from .api.app import build_app
 from .api.server import ApiServer
 from .api.services import Services
 from .calls.history import CallHistory
+from .calls.live import LiveCalls
 from .calls.model import CallRecord
 from .calls.placing import CallPlacer
 from .calls.queue import CallQueue
@@ -87,7 +88,7 @@ class Daemon:
             directory.mkdir(parents=True, exist_ok=True)
         # Storage errors of every state file: shown by /health, retried until they clear.
         self.faults = StorageFaults()
-        self.calls_store = Store(s.calls_db, self.faults)
+        self.calls_live = LiveCalls(s.calls_live, self.faults)
         self.calls_history = CallHistory(s.calls_history, s.calls.keep_days, s.calls.keep_max,
                                          self.faults)
         self.webhooks_store = Store(s.webhooks_db, self.faults)
@@ -105,9 +106,10 @@ class Daemon:
         self.runner = CallRunner(self.switchboard, self.tts.synthesize,
                                  self.transcriber.transcribe, s.calls, s.listening,
                                  s.audio.sample_rate, self.active)
-        self.queue = CallQueue(self.calls_store, s.queue, self.runner,
+        self.queue = CallQueue(self.calls_live, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
-                               on_finished=self._call_finished, history=self.calls_history)
+                               on_finished=self._call_finished, history=self.calls_history,
+                               legacy_db=s.calls_db)
         self.faults.on_retry(self.queue.retry_unsaved)
         self.placer = CallPlacer(self.queue, s)
         zone = s.tools.timezone or system_timezone()
@@ -199,7 +201,7 @@ class Daemon:
         self.webhooks.stop()
         self.faults.stop()
         self.weather.close()
-        self.calls_store.close()
+        self.calls_live.close()
         self.calls_history.close()
         self.webhooks_store.close()
         self.schedules_store.close()

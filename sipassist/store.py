@@ -55,19 +55,21 @@ def _parse(raw: bytes) -> dict[str, dict[str, Any]] | None:
     return data if _is_tinydb_shape(data) else None
 
 
-def _write_atomically(path: Path, raw: bytes, sync_dir: bool = True) -> None:
-    """Write a temporary file beside `path`, fsync it and rename it over `path`."""
+def _write_atomically(path: Path, raw: bytes, sync: bool = True) -> None:
+    """Write a temporary file beside `path`, fsync it and rename it over `path`, then fsync
+    the directory (`sync=False`: neither fsync)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(raw)
             file.flush()
-            os.fsync(file.fileno())
+            if sync:
+                os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if sync_dir:
+    if sync:
         _fsync_dir(path.parent)
 
 
@@ -77,7 +79,7 @@ class AtomicJSONStorage(Storage):
 
     Each write goes to a temporary file in the same directory, is fsynced, then renamed over
     the target (rename is atomic within one filesystem), and the directory is fsynced so the
-    rename itself survives a power cut. The same bytes then go to `<name>.good` the same way.
+    rename itself survives a power cut. The same bytes then go to `<name>.good` (not fsynced).
     A target found damaged (cut short by a failing card or a copy, not JSON) is moved aside
     and the good copy is read instead. Files are created with mode 0600.
     """
@@ -112,8 +114,9 @@ class AtomicJSONStorage(Storage):
         raw = json.dumps(data).encode("utf-8")
         _write_atomically(self.path, raw)
         self._reading_good = False
-        # The copy needs no directory fsync: the target is durable already.
-        _write_atomically(self.good, raw, sync_dir=False)
+        # The copy is not fsynced: the target is durable already, and the kernel writes the
+        # copy out within seconds; it is there for damage that comes later.
+        _write_atomically(self.good, raw, sync=False)
 
     def _read_good(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -195,7 +198,16 @@ class Store:
 
     def upsert(self, table: str, key_field: str, doc: dict[str, Any]) -> None:
         """Insert `doc`, or merge its fields into the document with the same key."""
-        self._do(lambda: self._table(table).upsert(dict(doc), where(key_field) == doc[key_field]))
+        def upsert() -> None:
+            # One write: tinydb's own upsert writes the file for its update, then its insert.
+            tab = self._table(table)
+            found = tab.get(where(key_field) == doc[key_field])
+            if found is None:
+                tab.insert(dict(doc))
+            else:
+                tab.update(dict(doc), doc_ids=[found.doc_id])
+
+        self._do(upsert)
 
     def get(self, table: str, key_field: str, value: Any) -> dict[str, Any] | None:
         doc = self._do(lambda: self._table(table).get(where(key_field) == value), write=False)
@@ -214,10 +226,12 @@ class Store:
 
     def remove_many(self, table: str, key_field: str, values: Iterable[Any]) -> int:
         """Remove every document whose `key_field` is in `values`, in one write."""
-        wanted = list(values)
+        wanted = set(values)
         if not wanted:
             return 0
-        return len(self._do(lambda: self._table(table).remove(where(key_field).one_of(wanted))))
+        # A set test: Query.one_of looks through a list, quadratic for a big migration.
+        test = where(key_field).test(lambda value: value in wanted)
+        return len(self._do(lambda: self._table(table).remove(test)))
 
     def search(
         self, table: str, predicate: Callable[[dict[str, Any]], bool]

@@ -269,15 +269,16 @@ class WebhookSender:
         s = self._settings
         age = now - job.created_at
         limit = f"/{s.max_attempts}" if s.max_attempts else ""
-        log.warning("webhook to %s attempt %d%s failed: %s (retrying for %.1f h more)",
-                    url, attempt, limit, reason, max(0.0, s.retry_hours - age / 3600))
         updated = replace(job, attempts=attempt, last_error=reason,
                           next_attempt_at=now + self._backoff(attempt))
         out_of_time = age >= s.retry_hours * 3600
         out_of_attempts = bool(s.max_attempts) and attempt >= s.max_attempts
         if retryable and not (out_of_time or out_of_attempts):
             self._keep(updated)
+            log.warning("webhook to %s attempt %d%s failed: %s (retrying for %.1f h more)",
+                        url, attempt, limit, reason, max(0.0, s.retry_hours - age / 3600))
             return
+        log.warning("webhook to %s attempt %d%s failed: %s", url, attempt, limit, reason)
         self._fail(updated, now, "permanent failure" if not retryable else
                    f"no success in {age / 3600:.1f} h" if out_of_time else
                    f"{attempt} attempts made")

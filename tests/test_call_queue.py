@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sipassist.calls.history import CallHistory
+from sipassist.calls.live import LiveCalls
 from sipassist.calls.model import COMPLETED, IN_PROGRESS, QUEUED, CallRecord, iso, utc_now
 from sipassist.calls.queue import TABLE, CallQueue, DuplicateCallId
 from sipassist.config import QueueSettings
@@ -30,6 +31,7 @@ class ScriptedRunner:
         self.release = threading.Event()
         self.release.set()
         self.killed = False
+        self.in_progress = threading.Event()  # set when a call has been answered
 
     def kill(self) -> None:
         """Like a SIGKILL for the call in hand: its thread ends without another write."""
@@ -39,6 +41,7 @@ class ScriptedRunner:
     def run(self, record: CallRecord, update: Callable[..., CallRecord]) -> CallRecord:
         self.ran.append(record.call_id)
         update(status=IN_PROGRESS, started_at=iso(utc_now()))
+        self.in_progress.set()
         assert self.release.wait(WAIT)
         if self.killed:
             raise SystemExit  # not an Exception: no handler writes anything
@@ -77,11 +80,11 @@ class Queue:
         self.faults = faults or StorageFaults()
         self.runner = ScriptedRunner()
         self.ended = Ended()
-        self.store = Store(state / "calls.json", self.faults)
+        self.live = LiveCalls(state / "calls-live.jsonl", self.faults)
         self.history = CallHistory(state / "calls-history.jsonl", 30, 1000, self.faults)
-        self.queue = CallQueue(self.store, QueueSettings(max_concurrent=1, max_pending=100),
+        self.queue = CallQueue(self.live, QueueSettings(max_concurrent=1, max_pending=100),
                                self.runner, can_dial=lambda _: True, on_finished=self.ended,
-                               history=self.history)
+                               history=self.history, legacy_db=state / "calls.json")
         self.queue.start()
 
     def submit(self, call_id: str = "") -> CallRecord:
@@ -91,7 +94,7 @@ class Queue:
 
     def close(self) -> None:
         self.queue.stop(WAIT)
-        self.store.close()
+        self.live.close()
         self.history.close()
 
 
@@ -130,13 +133,15 @@ def test_ended_calls_move_to_the_history_and_survive_a_restart(queues, tmp_path:
     first = q.submit()
     q.ended.wait(1)
     q.runner.release.clear()  # the next call stays in progress
+    q.runner.in_progress.clear()
     q.submit("second")
     q.submit("third")
+    assert q.runner.in_progress.wait(WAIT)
     q.runner.kill()
     q.close()
-    # The calls table holds only live calls; the ended one is a line of the history.
-    with Store(q.state / "calls.json") as store:
-        assert {d["call_id"] for d in store.all(TABLE)} == {"second", "third"}
+    # The journal holds only live calls; the ended one is a line of the history.
+    assert {d["call_id"] for d in LiveCalls(q.state / "calls-live.jsonl").load()} == \
+        {"second", "third"}
     assert first.call_id in (q.state / "calls-history.jsonl").read_text()
 
     q2 = queues(q.state)
@@ -162,21 +167,23 @@ def test_old_calls_json_with_every_call_is_migrated(queues, tmp_path: Path) -> N
     assert q.ended.wait(1)[0].call_id == "waiting"
     assert q.queue.status()["total_processed"] == 6
     assert [r.call_id for r in q.queue.recent(3)] == ["waiting", "old-5", "old-4"]
-    assert q.store.all(TABLE) == []
+    assert not (state / "calls.json").exists()
+    assert (state / "calls.json.migrated").exists()  # kept aside, never read again
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_truncated_calls_json_recovers_queued_calls_from_the_good_copy(
+def test_a_damaged_journal_recovers_queued_calls_from_its_copy(
     queues, tmp_path: Path
 ) -> None:
     q = queues()
     q.runner.release.clear()
     ids = [q.submit().call_id for _ in range(3)]
+    assert q.runner.in_progress.wait(WAIT)
     q.runner.kill()
     q.close()
-    calls = q.state / "calls.json"
+    calls = q.state / "calls-live.jsonl"
     raw = calls.read_bytes()
-    calls.write_bytes(raw[: len(raw) // 3])
+    calls.write_bytes(raw[: len(raw) // 3])  # cut short in the middle of a line
 
     q2 = queues(q.state)
     ended = q2.ended.wait(3)
@@ -193,9 +200,11 @@ def test_a_storage_error_refuses_new_calls_and_keeps_running_ones(
     q.runner.release.clear()
     running = q.submit()
     small_disk.fill()
+    accepted = []  # a line may still fit in the journal's last page; then no more
     with pytest.raises(StorageError, match="is full"):
-        q.submit("refused")
-    assert q.queue.get("refused") is None
+        for n in range(100):
+            accepted.append(q.submit(f"fits-{n}").call_id)
+    assert q.queue.get(f"fits-{len(accepted)}") is None  # the refused one left no trace
     q.runner.release.set()
     ended = q.ended.wait(1)[0]  # its end cannot be written: kept in memory
     assert ended.status == COMPLETED and q.queue.get(running.call_id).status == COMPLETED
@@ -207,7 +216,7 @@ def test_a_storage_error_refuses_new_calls_and_keeps_running_ones(
     try:
         small_disk.free()
         after = q.submit("after")  # a write that works clears the way at once
-        q.ended.wait(2)
+        q.ended.wait(2 + len(accepted))
         deadline = threading.Event()
         for _ in range(100):  # bounded: the retry loop runs every 0.05 s
             if q.history.contains(running.call_id) and not faults.problems():
@@ -215,5 +224,6 @@ def test_a_storage_error_refuses_new_calls_and_keeps_running_ones(
             deadline.wait(0.05)
         assert q.history.contains(running.call_id) and q.history.contains(after.call_id)
         assert faults.problems() == []
+        assert all(q.history.contains(call_id) for call_id in accepted)  # none was lost
     finally:
         faults.stop()

@@ -1,6 +1,6 @@
 """Finished calls: an append-only JSON-lines file, so an update costs the same at any size.
 
-Queued and active calls live in the small `calls.json`; a call that ends is appended here as
+Queued and active calls live in the small journal `calls-live.jsonl`; a call that ends is appended here as
 one line (fsynced) and then removed from there. Memory holds only an index (call_id to offset,
 seq, direction, end time), and a record is read back from the file when asked for.
 
@@ -13,6 +13,7 @@ hour has passed, by rewriting the file atomically. The first line of a pruned fi
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
 import logging
@@ -53,6 +54,7 @@ class CallHistory:
         self.faults = faults or StorageFaults()
         self._lock = threading.Lock()
         self._index: dict[str, _Entry] = {}
+        self._order: list[tuple[int, str]] = []  # (seq, call_id), sorted: for recent()
         self._pruned = 0  # calls processed and since pruned (from the first line)
         self._size = 0  # bytes of whole lines; anything past it is a torn write
         self._max_seq = 0
@@ -78,6 +80,7 @@ class CallHistory:
                         self.path, len(data) - size)
         with self._lock:
             self._index, self._pruned, self._size = index, pruned, size
+            self._order = sorted((e.seq, call_id) for call_id, e in index.items())
             self._max_seq = max((e.seq for e in index.values()), default=0)
         self.prune()
 
@@ -123,22 +126,29 @@ class CallHistory:
             entry = self._index.get(call_id)
             if entry is None:
                 return None
-            return self._read(entry)
+            return self._read([entry])[0]
 
     def recent(self, limit: int, direction: str | None = None) -> list[dict[str, Any]]:
         """The `limit` latest calls (by seq), latest first."""
         with self._lock:
-            entries = (e for e in self._index.values()
-                       if direction is None or e.direction == direction)
-            latest = heapq.nlargest(limit, entries, key=lambda e: e.seq)
-            return [self._read(e) for e in latest]
+            latest = []
+            for seq, call_id in reversed(self._order):
+                entry = self._index[call_id]
+                if entry.seq == seq and (direction is None or entry.direction == direction):
+                    latest.append(entry)
+                    if len(latest) >= limit:
+                        break
+            return self._read(latest)
 
-    def _read(self, entry: _Entry) -> dict[str, Any]:
+    def _read(self, entries: list[_Entry]) -> list[dict[str, Any]]:
         """Call with the lock held."""
         try:
             with open(self.path, "rb") as file:
-                file.seek(entry.offset)
-                return json.loads(file.read(entry.length))
+                docs = []
+                for entry in entries:
+                    file.seek(entry.offset)
+                    docs.append(json.loads(file.read(entry.length)))
+                return docs
         except OSError as exc:
             raise StorageError(f"cannot read {self.path} ({exc.strerror or exc})") from exc
 
@@ -170,6 +180,7 @@ class CallHistory:
                 entry = _Entry(offset, len(line) - 1, int(doc.get("seq") or 0),
                                str(doc.get("direction") or "outbound"), _ended(doc))
                 self._index[str(doc["call_id"])] = entry
+                bisect.insort(self._order, (entry.seq, str(doc["call_id"])))
                 self._max_seq = max(self._max_seq, entry.seq)
                 offset += len(line)
             self._size = offset
@@ -255,3 +266,4 @@ class CallHistory:
             os.close(self._fd)
             self._fd = None
         self._index, self._pruned, self._size = index, pruned, offset
+        self._order = sorted((e.seq, call_id) for call_id, e in index.items())

@@ -1,7 +1,8 @@
 """The call queue: FIFO, at most `max_concurrent` calls at once, persisted so a restart keeps it.
 
-Queued and active calls are in the store's small "calls" table; a call that ends moves to the
-append-only `CallHistory`, so the cost of a change does not grow with the number of past calls.
+Queued and active calls are in the small append-only journal `LiveCalls`; a call that ends
+moves to the append-only `CallHistory`, so the cost of a change does not grow with the number
+of past calls (and is one fsync).
 A queued call is on disk before `submit` returns (else it raises StorageError). A change during
 or at the end of a call that cannot be written (disk full, read-only) is kept in memory and
 written again by the storage retry loop until it succeeds; the call itself goes on.
@@ -10,21 +11,25 @@ written again by the storage retry loop until it succeeds; the call itself goes 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from ..config import QueueSettings
 from ..faults import StorageError
 from ..store import Store
 from .history import CallHistory
+from .live import LiveCalls
 from .model import FAILED, IN_PROGRESS, QUEUED, RINGING, CallRecord, iso, utc_now
 
 log = logging.getLogger(__name__)
 
-TABLE = "calls"
+TABLE = "calls"  # in the tinydb calls.json of earlier versions
 KEY = "call_id"
+COMPACT_SLACK = 64  # journal lines beyond the live calls before it is compacted
 
 
 class QueueFull(RuntimeError):
@@ -42,15 +47,17 @@ class Runner(Protocol):
 class CallQueue:
     def __init__(
         self,
-        store: Store,
+        live: LiveCalls,
         settings: QueueSettings,
         runner: Runner,
         can_dial: Callable[[float], bool],
         on_finished: Callable[[CallRecord], None],
         history: CallHistory,
+        legacy_db: Path | None = None,
     ) -> None:
-        self.store = store
+        self.live = live
         self.history = history
+        self.legacy_db = legacy_db  # calls.json of earlier versions, moved over at start
         self.settings = settings
         self.runner = runner
         self.can_dial = can_dial  # waits up to the given seconds for telephony to be usable
@@ -71,14 +78,15 @@ class CallQueue:
     def start(self) -> None:
         """Load stored calls; calls cut off by a stop or crash are failed, queued ones resume.
 
-        Ended calls still in the calls table (from a version before the history file, or a
-        crash between the two writes) move to the history."""
+        Ended calls still in the journal (a crash between the two writes, or the calls.json
+        of an earlier version) move to the history."""
         self.history.load()
+        docs = self.live.load() + self._legacy_docs()
         ended, done, interrupted = [], [], []
-        for doc in self.store.all(TABLE):
+        for doc in docs:
             record = CallRecord.from_document(doc)
             if self.history.contains(record.call_id):
-                done.append(record.call_id)  # written to the history; only the removal is left
+                done.append(record.call_id)  # in the history; only the tombstone is missing
             elif record.final:
                 ended.append(record)
             elif record.status in (RINGING, IN_PROGRESS):
@@ -92,12 +100,13 @@ class CallQueue:
         moving = ended + interrupted
         try:
             self.history.append([r.to_document() for r in moving])
-            self.store.remove_many(TABLE, KEY, done + [r.call_id for r in moving])
         except StorageError:
             # Kept in memory and written by the retry loop once the disk allows.
             for record in moving:
                 self._records[record.call_id] = record
                 self._unsaved.add(record.call_id)
+        self._compact()
+        self._retire_legacy()
         if ended:
             log.info("moved %d ended call(s) to %s", len(ended), self.history.path)
         self._pending = [
@@ -115,6 +124,38 @@ class CallQueue:
         ]
         for worker in self._workers:
             worker.start()
+
+    def _legacy_docs(self) -> list[dict]:
+        if self.legacy_db is None or not self.legacy_db.exists():
+            return []
+        store = Store(self.legacy_db)
+        try:
+            return store.all(TABLE)
+        finally:
+            store.close()
+
+    def _retire_legacy(self) -> None:
+        """calls.json is in the journal and history now: keep it aside, never read it again."""
+        if self.legacy_db is None or not self.legacy_db.exists():
+            return
+        try:
+            os.replace(self.legacy_db, self.legacy_db.with_name(self.legacy_db.name + ".migrated"))
+            self.legacy_db.with_name(self.legacy_db.name + ".good").unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot rename %s after moving its calls: %s", self.legacy_db, exc)
+            return
+        log.info("moved the calls of %s to %s and %s", self.legacy_db, self.live.path,
+                 self.history.path)
+
+    def _compact(self) -> None:
+        """Rewrite the journal with the calls not (yet) in the history; lock held or at start."""
+        try:
+            self.live.compact([r.to_document() for r in self._records.values()])
+        except StorageError:
+            return  # the journal stays as it was; fine to read, compacted another time
+        for call_id in list(self._unsaved):
+            if not self._records[call_id].final:
+                self._unsaved.discard(call_id)  # its latest state was just written
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
@@ -158,7 +199,7 @@ class CallQueue:
             if len(self._pending) >= self.settings.max_pending:
                 raise QueueFull(f"the queue already holds {len(self._pending)} calls")
             record = record.evolve(seq=self._seq + 1, status=QUEUED, queued_at=iso(utc_now()))
-            self.store.upsert(TABLE, KEY, record.to_document())  # raises StorageError
+            self.live.write(record.to_document())  # raises StorageError
             self._seq = record.seq
             self._records[record.call_id] = record
             waiting_before = len(self._pending)
@@ -320,17 +361,22 @@ class CallQueue:
             return record
 
     def _save(self, record: CallRecord) -> None:
-        """Write `record`: an ended call to the history, others to the calls table. On a
+        """Write `record`: an ended call to the history, others to the journal. On a
         storage error it stays in memory as unsaved (lock held)."""
         try:
             if record.final:
                 if not self.history.contains(record.call_id):
                     self.history.append([record.to_document()])
-                self.store.remove(TABLE, KEY, record.call_id)
                 self._records.pop(record.call_id, None)
-            else:
-                self.store.upsert(TABLE, KEY, record.to_document())
+                self._unsaved.discard(record.call_id)
+                self.live.drop([record.call_id])  # a crash before this: dropped at start
+                if self.live.lines > 4 * len(self._records) + COMPACT_SLACK:
+                    self._compact()
+                return
+            self.live.write(record.to_document())
         except StorageError:
+            if record.call_id not in self._records:
+                return  # in the history: only its tombstone failed, harmless
             if record.call_id not in self._unsaved:
                 log.warning("call %s: its %s state is kept in memory until it can be written",
                             record.call_id, record.status, extra={"CALL_ID": record.call_id})
