@@ -236,7 +236,10 @@ class WebhookSender:
                     if self._stopping:
                         return
                 if self._unsaved:
-                    self._save_unsaved()
+                    try:
+                        self._save_unsaved()
+                    except StorageError:
+                        pass  # delivered from memory meanwhile; written when the disk allows
                 with self._wake:
                     # The earliest due job, so a target that keeps failing waits its turn.
                     job = min(self._jobs(), key=lambda j: j.next_attempt_at, default=None)

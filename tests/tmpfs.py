@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,13 @@ class SmallDisk:
         self._fill = path / "filler"
 
     def _mount(self, *options: str) -> None:
-        subprocess.run(["mount", *options, str(self.path)], check=True, capture_output=True,
-                       timeout=10)
+        for attempt in range(20):  # "busy" while a write is in progress: bounded retries
+            done = subprocess.run(["mount", *options, str(self.path)], capture_output=True,
+                                  text=True, timeout=10)
+            if done.returncode == 0:
+                return
+            threading.Event().wait(0.1)
+        raise AssertionError(f"mount {' '.join(options)} failed: {done.stderr.strip()}")
 
     def read_only(self) -> None:
         self._mount("-o", "remount,ro")

@@ -59,7 +59,6 @@ class CallHistory:
         self._size = 0  # bytes of whole lines; anything past it is a torn write
         self._max_seq = 0
         self._last_prune = 0.0
-        self._fd: int | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -161,18 +160,23 @@ class CallHistory:
         lines = [json.dumps(doc, separators=(",", ":")).encode("utf-8") + b"\n" for doc in docs]
         with self._lock:
             try:
-                fd = self._open()
-                if os.fstat(fd).st_size != self._size:
-                    os.ftruncate(fd, self._size)  # a torn write from before goes first
-                data = b"".join(lines)
-                written = 0
+                # Opened for each append: an fd held open for writing would keep the
+                # filesystem from being remounted read-only (or unmounted) by an admin.
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 try:
-                    while written < len(data):
-                        written += os.write(fd, data[written:])
-                    os.fsync(fd)
-                except OSError:
-                    self._cut(fd)
-                    raise
+                    if os.fstat(fd).st_size != self._size:
+                        os.ftruncate(fd, self._size)  # a torn write from before goes first
+                    data = b"".join(lines)
+                    written = 0
+                    try:
+                        while written < len(data):
+                            written += os.write(fd, data[written:])
+                        os.fsync(fd)
+                    except OSError:
+                        self._cut(fd)
+                        raise
+                finally:
+                    os.close(fd)
             except OSError as exc:
                 raise self.faults.failed(self.path, exc) from exc
             offset = self._size
@@ -186,11 +190,6 @@ class CallHistory:
             self._size = offset
         self.faults.cleared(self.path)
 
-    def _open(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        return self._fd
-
     def _cut(self, fd: int) -> None:
         """Undo a partial append (a full disk takes part of it), so no torn line stays."""
         try:
@@ -199,10 +198,7 @@ class CallHistory:
             pass  # the next append, or the next start, cuts it
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        """Nothing stays open between appends; kept for symmetry with the other stores."""
 
     # -- pruning ------------------------------------------------------------------------------
 
@@ -262,8 +258,5 @@ class CallHistory:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
         self._index, self._pruned, self._size = index, pruned, offset
         self._order = sorted((e.seq, call_id) for call_id, e in index.items())

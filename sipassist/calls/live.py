@@ -68,7 +68,6 @@ class LiveCalls:
         self._rev = 0
         self._size = 0  # bytes of whole lines in the journal
         self._lines = 0
-        self._fd: int | None = None
 
     @property
     def lines(self) -> int:
@@ -121,21 +120,25 @@ class LiveCalls:
                              + b"\n")
             data = b"".join(lines)
             try:
-                if self._fd is None:
-                    self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                if os.fstat(self._fd).st_size != self._size:
-                    os.ftruncate(self._fd, self._size)  # a torn write from before goes first
+                # Opened for each write: an fd held open for writing would keep the
+                # filesystem from being remounted read-only (or unmounted) by an admin.
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 try:
-                    written = 0
-                    while written < len(data):
-                        written += os.write(self._fd, data[written:])
-                    os.fsync(self._fd)
-                except OSError:
+                    if os.fstat(fd).st_size != self._size:
+                        os.ftruncate(fd, self._size)  # a torn write from before goes first
                     try:
-                        os.ftruncate(self._fd, self._size)
+                        written = 0
+                        while written < len(data):
+                            written += os.write(fd, data[written:])
+                        os.fsync(fd)
                     except OSError:
-                        pass  # the next append cuts it
-                    raise
+                        try:
+                            os.ftruncate(fd, self._size)
+                        except OSError:
+                            pass  # the next append cuts it
+                        raise
+                finally:
+                    os.close(fd)
             except OSError as exc:
                 raise self.faults.failed(self.path, exc) from exc
             self._rev, self._size, self._lines = rev, self._size + len(data), \
@@ -169,9 +172,6 @@ class LiveCalls:
                 self._replace(self.path, data, sync=True)
             except OSError as exc:
                 raise self.faults.failed(self.path, exc) from exc
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
             self._rev, self._size, self._lines = rev, len(data), len(lines)
             try:
                 self._replace(self.good, data, sync=False)
@@ -199,7 +199,4 @@ class LiveCalls:
                 os.close(dir_fd)
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        """Nothing stays open between writes; kept for symmetry with the other stores."""
