@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sipassist.telephony.events import CALL_CLOSED, CALL_INCOMING
+from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED, CALL_INCOMING
 
 from .conftest import PortBlocks, stop_process
 from .test_appliance import alive, find_process, sipassist_script, write_daemon_config
@@ -207,10 +207,10 @@ def test_sigkill_and_restart_keeps_queue_and_schedules_without_duplicates(
         assert queue["pending"] == 0 and queue["active"] == 0
         # Each call was placed once and is on disk once.
         assert sorted(history_ids(tmp_path / "state")) == sorted([ringing["call_id"], *waiting])
-        for _ in waiting:
-            manual_phone.wait_event(CALL_INCOMING)
+        for _ in waiting:  # answered by itself: CALL_ESTABLISHED, once per call
+            manual_phone.wait_event(CALL_ESTABLISHED)
         with pytest.raises(AssertionError):
-            manual_phone.wait_event(CALL_INCOMING, timeout=2)  # no third call rings
+            manual_phone.wait_event(CALL_ESTABLISHED, timeout=2)  # no third call
         assert request("POST", "/call", {"message": "x", "extension": extension,
                                          "call_id": waiting[0]})[0] == 409
     finally:
