@@ -413,7 +413,9 @@ def test_the_api_lists_pending_and_failed_deliveries(make_receiver, make_sender,
 
     app = bottle.Bottle()
     errors.install(app)
-    webhooks.install(app, Services(*([None] * 8), webhooks=sender))
+    webhooks.install(app, Services(settings=None, switchboard=None, queue=None, placer=None,
+                                   active=None, speak=None, tools=None, schedules=None,
+                                   webhooks=sender))
     server = ApiServer(app, "127.0.0.1", 0)
     server.start()
     cleanup.append(server.stop)

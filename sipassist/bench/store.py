@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+import bottle
+
 from ..api import calls as calls_api
 from ..api import errors
 from ..api.server import ApiServer
@@ -87,9 +89,11 @@ def measure(settings: Settings, directory: Path, count: int, posts: int) -> dict
     queue.start()
     first_start_ms = (time.perf_counter() - started) * 1000
     placer = CallPlacer(queue, settings)
-    app = __import__("bottle").Bottle()
+    app = bottle.Bottle()
     errors.install(app)
-    calls_api.install(app, Services(settings, None, queue, placer, None, None, None, None))
+    calls_api.install(app, Services(settings=settings, switchboard=None, queue=queue,
+                                    placer=placer, active=None, speak=None, tools=None,
+                                    schedules=None))
     server = ApiServer(app, "127.0.0.1", 0)
     server.start()
     url = f"http://127.0.0.1:{server.port}"
