@@ -183,8 +183,10 @@ class CallHistory:
             for doc, line in zip(docs, lines):
                 entry = _Entry(offset, len(line) - 1, int(doc.get("seq") or 0),
                                str(doc.get("direction") or "outbound"), _ended(doc))
+                earlier = self._index.get(str(doc["call_id"]))
                 self._index[str(doc["call_id"])] = entry
-                bisect.insort(self._order, (entry.seq, str(doc["call_id"])))
+                if earlier is None or earlier.seq != entry.seq:  # recent() skips stale seqs
+                    bisect.insort(self._order, (entry.seq, str(doc["call_id"])))
                 self._max_seq = max(self._max_seq, entry.seq)
                 offset += len(line)
             self._size = offset
