@@ -185,8 +185,10 @@ class Daemon:
     def status_line(self) -> str:
         queue = self.queue.status()
         registered = "registered" if self.switchboard.sip_registered else "not registered"
-        return (f"Ready: API on port {self.api.port}, SIP {registered}, "
+        line = (f"Ready: API on port {self.api.port}, SIP {registered}, "
                 f"{queue['active']} active call(s), {queue['pending']} queued")
+        problems = self.faults.problems()  # pinging goes on: a restart would not fix a disk
+        return f"{line}; {problems[0]}" if problems else line
 
     def stop(self) -> None:
         notify("STOPPING=1")
