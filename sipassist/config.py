@@ -220,7 +220,7 @@ class Settings:
 
     @property
     def calls_db(self) -> Path:
-        """Every call, in tinydb, before version 0.2: moved to the two files below at start."""
+        """Every call in one tinydb file, as earlier versions kept them; moved at start."""
         return self.paths.state_dir / "calls.json"
 
     @property
@@ -238,6 +238,10 @@ class Settings:
     @property
     def webhooks_db(self) -> Path:
         return self.paths.state_dir / "webhooks.json"
+
+    @property
+    def webhooks_failed_db(self) -> Path:
+        return self.paths.state_dir / "webhooks-failed.json"
 
     @property
     def baresip_dir(self) -> Path:

@@ -92,7 +92,9 @@ class Daemon:
         self.calls_history = CallHistory(s.calls_history, s.calls.keep_days, s.calls.keep_max,
                                          self.faults)
         self.webhooks_store = Store(s.webhooks_db, self.faults)
-        self.webhooks = WebhookSender(self.webhooks_store, s.webhooks)
+        self.webhooks_failed = Store(s.webhooks_failed_db, self.faults)
+        self.webhooks = WebhookSender(self.webhooks_store, s.webhooks,
+                                      failed=self.webhooks_failed)
         self.switchboard = Switchboard(s)
         if self.synthesizer is None:
             log.info("loading the Piper voice")
@@ -206,6 +208,7 @@ class Daemon:
         self.calls_live.close()
         self.calls_history.close()
         self.webhooks_store.close()
+        self.webhooks_failed.close()
         self.schedules_store.close()
 
     def run_until_signalled(self) -> None:

@@ -131,9 +131,12 @@ class WebhookSender:
     """Delivers webhooks from the store's "webhooks" table on one background thread."""
 
     def __init__(
-        self, store: Store, settings: WebhookSettings, clock: Callable[[], float] = time.time
+        self, store: Store, settings: WebhookSettings, clock: Callable[[], float] = time.time,
+        failed: Store | None = None,
     ) -> None:
         self._store = store
+        # Failed deliveries in a file of their own: the jobs' file is read on every pass.
+        self._failed = failed or store
         self._settings = settings
         self._clock = clock
         self._opener = urllib.request.build_opener(_NoRedirect)
@@ -151,7 +154,7 @@ class WebhookSender:
         if unreadable:
             log.error("ignoring %d unreadable webhook job(s) in %s", unreadable, self._store.path)
         # A stop between keeping a failed delivery and removing its job leaves both.
-        failed = {doc.get("job_id") for doc in self._store.all(FAILED_TABLE)}
+        failed = {doc.get("job_id") for doc in self._failed.all(FAILED_TABLE)}
         self._store.remove_many(TABLE, "job_id", [j.job_id for j in self._stored_jobs()
                                                   if j.job_id in failed])
         self._stopping = False
@@ -200,7 +203,7 @@ class WebhookSender:
     def deliveries(self, status: str) -> list[dict[str, Any]]:
         """"pending" jobs (soonest first) or "failed" ones (latest first), as the API shows."""
         if status == "failed":
-            docs = sorted(self._store.all(FAILED_TABLE), key=lambda d: d.get("failed_at", 0),
+            docs = sorted(self._failed.all(FAILED_TABLE), key=lambda d: d.get("failed_at", 0),
                           reverse=True)
             return [delivery_view(doc, "failed") for doc in docs]
         jobs = sorted(self._jobs(), key=lambda j: j.next_attempt_at)
@@ -303,16 +306,16 @@ class WebhookSender:
 
     def _fail(self, job: WebhookJob, now: float, why: str) -> None:
         """Keep a delivery that failed for good where the API lists it, then drop the job."""
-        self._store.insert(FAILED_TABLE, {**job.to_doc(), "failed_at": now})
+        self._failed.insert(FAILED_TABLE, {**job.to_doc(), "failed_at": now})
         self._forget(job)
         log.error("webhook to %s failed for good after %d attempt(s), %s: %s (%s); kept in "
                   "GET /v1/webhooks/deliveries?status=failed", _safe_url(job.url),
                   job.attempts, why, job.last_error, _ids(job.payload))
-        failed = self._store.all(FAILED_TABLE)
+        failed = self._failed.all(FAILED_TABLE)
         excess = len(failed) - self._settings.keep_failed
         if excess > 0:
             oldest = sorted(failed, key=lambda d: d.get("failed_at", 0))[:excess]
-            self._store.remove_many(FAILED_TABLE, "job_id", [d["job_id"] for d in oldest])
+            self._failed.remove_many(FAILED_TABLE, "job_id", [d["job_id"] for d in oldest])
             log.warning("removed the %d oldest failed webhook deliveries (more than "
                         "webhooks.keep_failed = %d)", excess, self._settings.keep_failed)
 
