@@ -82,13 +82,14 @@ class CallQueue:
         of an earlier version) move to the history."""
         self.history.load()
         docs = self.live.load() + self._legacy_docs()
-        ended, done, interrupted = [], [], []
+        ended, ended_docs, interrupted = [], [], []
         for doc in docs:
             record = CallRecord.from_document(doc)
             if self.history.contains(record.call_id):
-                done.append(record.call_id)  # in the history; only the tombstone is missing
-            elif record.final:
+                continue  # in the history; the compaction below drops it from the journal
+            if record.final:
                 ended.append(record)
+                ended_docs.append(doc)
             elif record.status in (RINGING, IN_PROGRESS):
                 interrupted.append(record.evolve(
                     status=FAILED, completed_at=iso(utc_now()),
@@ -99,7 +100,7 @@ class CallQueue:
                          *(r.seq for r in self._records.values())])
         moving = ended + interrupted
         try:
-            self.history.append([r.to_document() for r in moving])
+            self.history.append(ended_docs + [r.to_document() for r in interrupted])
         except StorageError:
             # Kept in memory and written by the retry loop once the disk allows.
             for record in moving:
