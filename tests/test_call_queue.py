@@ -3,6 +3,10 @@ nothing accepted lost on a storage error, a damaged calls.json recovered from it
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,3 +231,57 @@ def test_a_storage_error_refuses_new_calls_and_keeps_running_ones(
         assert all(q.history.contains(call_id) for call_id in accepted)  # none was lost
     finally:
         faults.stop()
+
+
+EMFILE_CHILD = r"""
+import json, os, resource, sys, threading
+from pathlib import Path
+from sipassist.calls.history import CallHistory
+from sipassist.calls.live import LiveCalls
+from sipassist.calls.model import CallRecord
+from sipassist.calls.queue import CallQueue
+from sipassist.config import QueueSettings
+from sipassist.faults import StorageError, StorageFaults
+
+state = Path(sys.argv[1])
+faults = StorageFaults()
+queue = CallQueue(LiveCalls(state / "calls-live.jsonl", faults), QueueSettings(),
+                  None, threading.Event().wait, lambda record: None,
+                  history=CallHistory(state / "calls-history.jsonl", 30, 1000, faults))
+queue.start()
+call = lambda call_id: CallRecord(call_id, "1001", "sip:1001@x", "m", 0)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+hogs = []
+try:
+    for _ in range(100):  # bounded: the limit is 64
+        hogs.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+result = {}
+try:
+    queue.submit(call("starved"))
+    result["starved"] = "accepted"
+except StorageError as exc:
+    result["starved"] = str(exc)
+result["problems"] = faults.problems()
+for fd in hogs:
+    os.close(fd)
+queue.submit(call("fed"))
+result["after"] = faults.problems()
+print(json.dumps(result))
+"""
+
+
+def test_out_of_file_descriptors_refuses_with_the_fix_then_resumes(tmp_path: Path) -> None:
+    """In a child process, so the lowered descriptor limit cannot touch the test run."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", EMFILE_CHILD, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "out of file descriptors" in result["starved"] and "Fix:" in result["starved"]
+    assert result["problems"] == [result["starved"]]
+    assert result["after"] == []
+    live = LiveCalls(tmp_path / "calls-live.jsonl").load()
+    assert [d["call_id"] for d in live] == ["fed"]  # the refused call left no trace
