@@ -222,13 +222,13 @@ def test_a_storage_error_refuses_new_calls_and_keeps_running_ones(
         after = q.submit("after")  # a write that works clears the way at once
         q.ended.wait(2 + len(accepted))
         deadline = threading.Event()
+        every = [running.call_id, *accepted, after.call_id]
         for _ in range(100):  # bounded: the retry loop runs every 0.05 s
-            if q.history.contains(running.call_id) and not faults.problems():
+            if all(map(q.history.contains, every)) and not faults.problems():
                 break
             deadline.wait(0.05)
-        assert q.history.contains(running.call_id) and q.history.contains(after.call_id)
+        assert [c for c in every if not q.history.contains(c)] == []  # none was lost
         assert faults.problems() == []
-        assert all(q.history.contains(call_id) for call_id in accepted)  # none was lost
     finally:
         faults.stop()
 
