@@ -76,6 +76,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.recovery import run as run_recovery
 
         return run_recovery(json_path=args.json)
+    if args.what == "store":
+        from .bench.store import run as run_store
+
+        return run_store(settings, sizes=tuple(args.history), posts=args.posts,
+                         directory=args.dir, json_path=args.json)
     return 2
 
 
@@ -103,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                       help="config file (default /etc/sipassist/sipassist.toml if present)")
     keys.set_defaults(func=_cmd_keys)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call", "recovery", "health"],
+    bench.add_argument("what", choices=["asr", "call", "recovery", "health", "store"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
                             "latency of real calls over loopback; recovery: time to recover "
                             "from kill -9 of jackd (5 times) and baresip (3 times); health: "
-                            "GET /health latency of a running daemon under concurrent clients")
+                            "GET /health latency of a running daemon under concurrent clients; "
+                            "store: POST /call latency with a long call history")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,
@@ -122,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="bench health: concurrent clients (default 200)")
     bench.add_argument("--requests", type=int, default=20, metavar="N",
                        help="bench health: requests per client (default 20)")
+    bench.add_argument("--history", type=int, nargs="+", default=[20_000, 100_000],
+                       metavar="N", help="past calls in `bench store` (default 20000 100000)")
+    bench.add_argument("--posts", type=int, default=50, metavar="N",
+                       help="POST /call requests timed in `bench store` (default 50)")
+    bench.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                       help="where `bench store` puts its state (default: a temporary "
+                            "directory; use the state directory's filesystem)")
     bench.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)

@@ -227,10 +227,13 @@ class LlmSettings:
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    max_attempts: int = 8
+    # A delivery is retried for this long, then kept as failed (GET /v1/webhooks/deliveries).
+    retry_hours: float = 24.0
+    max_attempts: int = 0  # 0 = as many as fit in retry_hours
     timeout_seconds: float = 10.0
     backoff_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
+    keep_failed: int = 1000  # failed deliveries kept; the oldest go first (logged)
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,9 @@ class CallSettings:
     max_ring_timeout: int = 300
     # Silence after the message before hanging up, so the last word is not clipped.
     hangup_pause_seconds: float = 0.8
+    # Ended calls (with their transcripts) are kept this many days, and at most this many.
+    keep_days: float = 30.0
+    keep_max: int = 10000
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,16 @@ class Settings:
 
     @property
     def calls_db(self) -> Path:
+        """Every call in one tinydb file, as earlier versions kept them; moved at start."""
         return self.paths.state_dir / "calls.json"
+
+    @property
+    def calls_live(self) -> Path:
+        return self.paths.state_dir / "calls-live.jsonl"
+
+    @property
+    def calls_history(self) -> Path:
+        return self.paths.state_dir / "calls-history.jsonl"
 
     @property
     def schedules_db(self) -> Path:
@@ -269,6 +284,10 @@ class Settings:
     @property
     def webhooks_db(self) -> Path:
         return self.paths.state_dir / "webhooks.json"
+
+    @property
+    def webhooks_failed_db(self) -> Path:
+        return self.paths.state_dir / "webhooks-failed.json"
 
     @property
     def baresip_dir(self) -> Path:
@@ -444,8 +463,16 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
         raise ConfigError("queue.max_pending: write 1 or more")
-    if settings.webhooks.max_attempts < 1:
-        raise ConfigError("webhooks.max_attempts: write 1 or more")
+    if settings.webhooks.max_attempts < 0:
+        raise ConfigError("webhooks.max_attempts: write 0 (no limit but retry_hours) or more")
+    if settings.webhooks.retry_hours <= 0:
+        raise ConfigError("webhooks.retry_hours: write more than 0, for example 24")
+    if settings.webhooks.keep_failed < 1:
+        raise ConfigError("webhooks.keep_failed: write 1 or more")
+    if settings.calls.keep_days <= 0:
+        raise ConfigError("calls.keep_days: write more than 0, for example 30")
+    if settings.calls.keep_max < 1:
+        raise ConfigError("calls.keep_max: write 1 or more, for example 10000")
     if not 1 <= settings.calls.default_ring_timeout <= settings.calls.max_ring_timeout:
         raise ConfigError("calls.default_ring_timeout: write 1 up to calls.max_ring_timeout")
 

@@ -13,12 +13,15 @@ from .api.gate import listen_host
 from .api.keys import KeyStore
 from .api.server import ApiServer
 from .api.services import Services
+from .calls.history import CallHistory
+from .calls.live import LiveCalls
 from .calls.model import CallRecord
 from .calls.placing import CallPlacer
 from .calls.queue import CallQueue
 from .calls.runner import ActiveCalls, CallRunner
 from .calls.scheduled import ScheduledCalls
 from .config import Settings
+from .faults import StorageFaults
 from .calls.inbound import InboundCalls
 from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
 from .voice.llm import Chat, LocalChat, RemoteChat
@@ -85,9 +88,15 @@ class Daemon:
         s = self.settings
         for directory in (s.paths.state_dir, s.paths.runtime_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self.calls_store = Store(s.calls_db)
-        self.webhooks_store = Store(s.webhooks_db)
-        self.webhooks = WebhookSender(self.webhooks_store, s.webhooks)
+        # Storage errors of every state file: shown by /health, retried until they clear.
+        self.faults = StorageFaults()
+        self.calls_live = LiveCalls(s.calls_live, self.faults)
+        self.calls_history = CallHistory(s.calls_history, s.calls.keep_days, s.calls.keep_max,
+                                         self.faults)
+        self.webhooks_store = Store(s.webhooks_db, self.faults)
+        self.webhooks_failed = Store(s.webhooks_failed_db, self.faults)
+        self.webhooks = WebhookSender(self.webhooks_store, s.webhooks,
+                                      failed=self.webhooks_failed)
         self.switchboard = Switchboard(s)
         if self.synthesizer is None:
             log.info("loading the Piper voice")
@@ -101,15 +110,17 @@ class Daemon:
         self.runner = CallRunner(self.switchboard, self.tts.synthesize,
                                  self.transcriber.transcribe, s.calls, s.listening,
                                  s.audio.sample_rate, self.active)
-        self.queue = CallQueue(self.calls_store, s.queue, self.runner,
+        self.queue = CallQueue(self.calls_live, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
-                               on_finished=self._call_finished)
+                               on_finished=self._call_finished, history=self.calls_history,
+                               legacy_db=s.calls_db)
+        self.faults.on_retry(self.queue.retry_unsaved)
         self.placer = CallPlacer(self.queue, s)
         zone = s.tools.timezone or system_timezone()
         # The station's readings are spoken in its own zone, else the box's.
         self.weather = WeatherTool(replace(s.station, timezone=s.station.timezone or zone))
         self.tools = ToolRegistry([CalcTool(), DateTimeTool(zone), self.weather])
-        self.schedules_store = Store(s.schedules_db)
+        self.schedules_store = Store(s.schedules_db, self.faults)
         self.schedules = ScheduledCalls(self.schedules_store, self.placer, self.tools,
                                         self.webhooks, s.schedule)
         # The timer is a one-shot schedule; schedules may in turn run tools.
@@ -127,7 +138,8 @@ class Daemon:
         self.keys = KeyStore(s.paths.state_dir)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
-                            tools=self.tools, schedules=self.schedules, keys=self.keys)
+                            tools=self.tools, schedules=self.schedules, keys=self.keys,
+                            faults=self.faults, webhooks=self.webhooks)
         self.app = build_app(services)
         host, warning = listen_host(s.api, self.keys)
         if warning:
@@ -137,13 +149,22 @@ class Daemon:
         self.watchdog: Watchdog | None = None
 
     def _call_finished(self, record: CallRecord) -> None:
+        # Each part on its own: one failing must not cost the other (nor the caller's thread).
+        for part in (self._send_call_webhook, self.schedules.call_finished):
+            try:
+                part(record)
+            except Exception:
+                log.exception("after call %s: %s failed", record.call_id, part.__name__,
+                              extra={"CALL_ID": record.call_id})
+
+    def _send_call_webhook(self, record: CallRecord) -> None:
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
-        self.schedules.call_finished(record)
 
     def start(self, ready_timeout: float | None = None) -> bool:
         """Start everything; True once telephony (and registration, if any) is up."""
         notify("STATUS=Starting jackd and baresip")
+        self.faults.start()
         self.webhooks.start()
         self.switchboard.start()
         self.queue.start()
@@ -173,8 +194,10 @@ class Daemon:
     def status_line(self) -> str:
         queue = self.queue.status()
         registered = "registered" if self.switchboard.sip_registered else "not registered"
-        return (f"Ready: API on port {self.api.port}, SIP {registered}, "
+        line = (f"Ready: API on port {self.api.port}, SIP {registered}, "
                 f"{queue['active']} active call(s), {queue['pending']} queued")
+        problems = self.faults.problems()  # pinging goes on: a restart would not fix a disk
+        return f"{line}; {problems[0]}" if problems else line
 
     def stop(self) -> None:
         notify("STOPPING=1")
@@ -187,9 +210,12 @@ class Daemon:
         self.switchboard.stop()
         self.queue.stop(timeout=10)
         self.webhooks.stop()
+        self.faults.stop()
         self.weather.close()
-        self.calls_store.close()
+        self.calls_live.close()
+        self.calls_history.close()
         self.webhooks_store.close()
+        self.webhooks_failed.close()
         self.schedules_store.close()
 
     def run_until_signalled(self) -> None:

@@ -1,8 +1,11 @@
 """Webhook delivery that never blocks a call and loses nothing.
 
 `WebhookSender.send` only writes the job to the store and returns; one background thread POSTs
-the jobs, earliest due first, retrying transient failures with exponential backoff. Jobs live
-in the store until delivered or given up, so a restart resumes them.
+the jobs, earliest due first, retrying transient failures with exponential backoff for
+`retry_hours` (default 24). Jobs live in the store until delivered, so a restart resumes them.
+A job that fails for good (the horizon passed, or a 4xx / redirect) is logged at ERROR and kept
+in the "failed" table, which `GET /v1/webhooks/deliveries?status=failed` lists. A job that
+cannot be written (disk full) is held in memory and written, or delivered, all the same.
 
 Delivery is at least once: a kill between the target's 2xx and the job's removal sends it again
 after restart, so each request carries an X-Sipassist-Job-Id header for receivers to drop repeats.
@@ -20,17 +23,19 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from sipassist import __version__
 from sipassist.config import WebhookSettings
-from sipassist.store import Store
+from sipassist.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 
 TABLE = "webhooks"
+FAILED_TABLE = "failed"
 MAX_URL_LENGTH = 2048
 _BAD_URL = "callback_url must be an http:// or https:// URL with a host"
 
@@ -63,6 +68,8 @@ class WebhookJob:
     payload: dict[str, Any]
     attempts: int  # attempts made so far
     next_attempt_at: float  # unix time
+    created_at: float  # unix time; retried until retry_hours after it
+    last_error: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +82,31 @@ class WebhookJob:
             payload=dict(doc["payload"]),
             attempts=int(doc["attempts"]),
             next_attempt_at=float(doc["next_attempt_at"]),
+            # Jobs from before the horizon existed count from their next attempt.
+            created_at=float(doc.get("created_at", doc["next_attempt_at"])),
+            last_error=doc.get("last_error"),
         )
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def delivery_view(doc: dict[str, Any], status: str) -> dict[str, Any]:
+    """A job or failed delivery as the API shows it."""
+    return {
+        "job_id": doc.get("job_id"),
+        "status": status,
+        "url": doc.get("url"),
+        "payload": doc.get("payload"),
+        "attempts": doc.get("attempts"),
+        "last_error": doc.get("last_error"),
+        "created_at": _iso(doc.get("created_at")),
+        "next_attempt_at": _iso(doc.get("next_attempt_at")) if status == "pending" else None,
+        "failed_at": _iso(doc.get("failed_at")),
+    }
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -100,23 +131,32 @@ class WebhookSender:
     """Delivers webhooks from the store's "webhooks" table on one background thread."""
 
     def __init__(
-        self, store: Store, settings: WebhookSettings, clock: Callable[[], float] = time.time
+        self, store: Store, settings: WebhookSettings, clock: Callable[[], float] = time.time,
+        failed: Store | None = None,
     ) -> None:
         self._store = store
+        # Failed deliveries in a file of their own: the jobs' file is read on every pass.
+        self._failed = failed or store
         self._settings = settings
         self._clock = clock
         self._opener = urllib.request.build_opener(_NoRedirect)
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # Jobs a storage error kept out of the store: delivered from here, written when it can.
+        self._unsaved: dict[str, WebhookJob] = {}
 
     def start(self) -> None:
         """Start the delivery thread; jobs left by an earlier run are delivered too."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("WebhookSender is already running")
-        unreadable = len(self._store.all(TABLE)) - len(self._jobs())
+        unreadable = len(self._store.all(TABLE)) - len(self._stored_jobs())
         if unreadable:
             log.error("ignoring %d unreadable webhook job(s) in %s", unreadable, self._store.path)
+        # A stop between keeping a failed delivery and removing its job leaves both.
+        failed = {doc.get("job_id") for doc in self._failed.all(FAILED_TABLE)}
+        self._store.remove_many(TABLE, "job_id", [j.job_id for j in self._stored_jobs()
+                                                  if j.job_id in failed])
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
@@ -131,6 +171,9 @@ class WebhookSender:
             if self._thread.is_alive():
                 log.warning("webhook thread still busy after %.1fs; its job stays queued", timeout)
             self._thread = None
+        if self._unsaved:
+            log.error("%d webhook(s) could not be written to %s and are lost with this stop",
+                      len(self._unsaved), self._store.path)
 
     def send(self, url: str, payload: dict[str, Any]) -> str:
         """Queue a POST of `payload` as JSON to `url` and return its job id at once."""
@@ -140,16 +183,33 @@ class WebhookSender:
         if not isinstance(payload, dict):
             raise TypeError("webhook payload must be a dict")
         json.dumps(payload, allow_nan=False)  # fail in the caller, not later on the thread
-        job = WebhookJob(uuid.uuid4().hex, url, payload, attempts=0, next_attempt_at=self._clock())
-        self._store.insert(TABLE, job.to_doc())
+        now = self._clock()
+        job = WebhookJob(uuid.uuid4().hex, url, payload, attempts=0, next_attempt_at=now,
+                         created_at=now)
+        try:
+            self._store.insert(TABLE, job.to_doc())
+        except StorageError:
+            with self._wake:
+                self._unsaved[job.job_id] = job
+            log.warning("webhook to %s (%s) is held in memory until the state can be written",
+                        _safe_url(url), _ids(payload))
         with self._wake:
             self._wake.notify_all()
         return job.job_id
 
     def pending(self) -> int:
-        return len(self._store.all(TABLE))
+        return len(self._store.all(TABLE)) + len(self._unsaved)
 
-    def _jobs(self) -> list[WebhookJob]:
+    def deliveries(self, status: str) -> list[dict[str, Any]]:
+        """"pending" jobs (soonest first) or "failed" ones (latest first), as the API shows."""
+        if status == "failed":
+            docs = sorted(self._failed.all(FAILED_TABLE), key=lambda d: d.get("failed_at", 0),
+                          reverse=True)
+            return [delivery_view(doc, "failed") for doc in docs]
+        jobs = sorted(self._jobs(), key=lambda j: j.next_attempt_at)
+        return [delivery_view(job.to_doc(), "pending") for job in jobs]
+
+    def _stored_jobs(self) -> list[WebhookJob]:
         jobs = []
         for doc in self._store.all(TABLE):
             try:
@@ -158,12 +218,32 @@ class WebhookSender:
                 pass  # reported once by start(); left in the file for a person to inspect
         return jobs
 
+    def _jobs(self) -> list[WebhookJob]:
+        with self._wake:
+            unsaved = list(self._unsaved.values())
+        return self._stored_jobs() + unsaved
+
+    def _save_unsaved(self) -> None:
+        """Write jobs held in memory (the delivery thread tries before each delivery)."""
+        with self._wake:
+            jobs = list(self._unsaved.values())
+        for job in jobs:
+            self._store.insert(TABLE, job.to_doc())  # StorageError: still unsaved, try later
+            with self._wake:
+                self._unsaved.pop(job.job_id, None)
+
     def _run(self) -> None:
         while True:
             try:
                 with self._wake:
                     if self._stopping:
                         return
+                if self._unsaved:
+                    try:
+                        self._save_unsaved()
+                    except StorageError:
+                        pass  # delivered from memory meanwhile; written when the disk allows
+                with self._wake:
                     # The earliest due job, so a target that keeps failing waits its turn.
                     job = min(self._jobs(), key=lambda j: j.next_attempt_at, default=None)
                     delay = job.next_attempt_at - self._clock() if job else None
@@ -172,9 +252,12 @@ class WebhookSender:
                         continue
                 # Outside the lock: send() must never wait for a slow target.
                 self._attempt(job)
-            except Exception:
+            except Exception as exc:
                 # A store error (disk full, say) must not end delivery for good.
-                log.exception("webhook delivery loop failed; retrying")
+                if isinstance(exc, StorageError):
+                    log.debug("webhook delivery waits for the state to be writable: %s", exc)
+                else:
+                    log.exception("webhook delivery loop failed; retrying")
                 with self._wake:
                     if not self._stopping:
                         self._wake.wait(max(self._settings.backoff_seconds, 1.0))
@@ -184,26 +267,57 @@ class WebhookSender:
         attempt = job.attempts + 1
         url = _safe_url(job.url)
         if failure is None:
-            self._store.remove(TABLE, "job_id", job.job_id)
+            self._forget(job)
             log.info("webhook to %s delivered (%s)", url, _ids(job.payload))
             return
         retryable, reason = failure
-        log.warning(
-            "webhook to %s attempt %d/%d failed: %s",
-            url, attempt, self._settings.max_attempts, reason,
-        )
-        if retryable and attempt < self._settings.max_attempts:
-            self._store.update(
-                TABLE, "job_id", job.job_id,
-                {"attempts": attempt, "next_attempt_at": self._clock() + self._backoff(attempt)},
-            )
+        now = self._clock()
+        s = self._settings
+        age = now - job.created_at
+        limit = f"/{s.max_attempts}" if s.max_attempts else ""
+        updated = replace(job, attempts=attempt, last_error=reason,
+                          next_attempt_at=now + self._backoff(attempt))
+        out_of_time = age >= s.retry_hours * 3600
+        out_of_attempts = bool(s.max_attempts) and attempt >= s.max_attempts
+        if retryable and not (out_of_time or out_of_attempts):
+            self._keep(updated)
+            log.warning("webhook to %s attempt %d%s failed: %s (retrying for %.1f h more)",
+                        url, attempt, limit, reason, max(0.0, s.retry_hours - age / 3600))
             return
+        log.warning("webhook to %s attempt %d%s failed: %s", url, attempt, limit, reason)
+        self._fail(updated, now, "permanent failure" if not retryable else
+                   f"no success in {age / 3600:.1f} h" if out_of_time else
+                   f"{attempt} attempts made")
+
+    def _keep(self, job: WebhookJob) -> None:
+        with self._wake:
+            if job.job_id in self._unsaved:
+                self._unsaved[job.job_id] = job
+                return
+        self._store.update(TABLE, "job_id", job.job_id,
+                           {"attempts": job.attempts, "last_error": job.last_error,
+                            "next_attempt_at": job.next_attempt_at})
+
+    def _forget(self, job: WebhookJob) -> None:
+        with self._wake:
+            if self._unsaved.pop(job.job_id, None) is not None:
+                return
         self._store.remove(TABLE, "job_id", job.job_id)
-        why = "giving up" if retryable else "permanent failure"
-        log.error(
-            "webhook to %s dropped after %d attempt(s), %s: %s (%s)",
-            url, attempt, why, reason, _ids(job.payload),
-        )
+
+    def _fail(self, job: WebhookJob, now: float, why: str) -> None:
+        """Keep a delivery that failed for good where the API lists it, then drop the job."""
+        self._failed.insert(FAILED_TABLE, {**job.to_doc(), "failed_at": now})
+        self._forget(job)
+        log.error("webhook to %s failed for good after %d attempt(s), %s: %s (%s); kept in "
+                  "GET /v1/webhooks/deliveries?status=failed", _safe_url(job.url),
+                  job.attempts, why, job.last_error, _ids(job.payload))
+        failed = self._failed.all(FAILED_TABLE)
+        excess = len(failed) - self._settings.keep_failed
+        if excess > 0:
+            oldest = sorted(failed, key=lambda d: d.get("failed_at", 0))[:excess]
+            self._failed.remove_many(FAILED_TABLE, "job_id", [d["job_id"] for d in oldest])
+            log.warning("removed the %d oldest failed webhook deliveries (more than "
+                        "webhooks.keep_failed = %d)", excess, self._settings.keep_failed)
 
     def _backoff(self, attempt: int) -> float:
         s = self._settings

@@ -676,3 +676,31 @@ def test_on_fired_errors_do_not_stop_the_scheduler(db: Path, clock: FakeClock,
             assert scheduler.get(record.schedule_id).status == COMPLETED
         finally:
             scheduler.stop()
+
+
+def test_a_storage_error_while_placing_leaves_the_run_pending(make: Any, clock: FakeClock,
+                                                              phone: Phone) -> None:
+    """A full disk refuses the call: the run is not failed but tried again, under the same
+    call_id, and the thread goes on."""
+    from sipassist.faults import StorageError
+
+    refusals = [StorageError("state directory /x is full. Fix: free space")]
+    fire = phone.fire
+
+    def fire_when_writable(record: ScheduleRecord) -> str:
+        if refusals:
+            raise refusals.pop()
+        return fire(record)
+
+    phone.fire = fire_when_writable  # type: ignore[method-assign]
+    scheduler = make(start=False, max_wait=0.05)
+    record = scheduler.add(request(clock, delay_seconds=5))
+    clock.advance(seconds=5)
+    with pytest.raises(StorageError):
+        scheduler.run_due()
+    assert scheduler.get(record.schedule_id).status == PENDING
+    assert scheduler.get(record.schedule_id).runs == 0
+    scheduler.start()  # catches up on the run that is still due
+    (done, outcome), = phone.wait_outcomes(1)
+    assert outcome == COMPLETED and done.runs == 1
+    assert [r.schedule_id for r in phone.fired] == [record.schedule_id]

@@ -3,12 +3,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sipassist.faults import StorageError, StorageFaults
 from sipassist.store import AtomicJSONStorage, Store
+
+from .tmpfs import SmallDisk, small_disk  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -67,8 +71,9 @@ def test_file_is_complete_json_after_every_write(store: Store, db_path: Path) ->
         data = json.loads(db_path.read_text(encoding="utf-8"))
         assert isinstance(data["calls"], dict)
     assert list(data["calls"].values()) == [{"call_id": "a", "n": 3}]
-    # No temporary files are left beside the database.
-    assert sorted(p.name for p in db_path.parent.iterdir()) == ["calls.json"]
+    # No temporary files are left beside the database, only its good copy.
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["calls.json", "calls.json.good"]
+    assert db_path.with_name("calls.json.good").read_bytes() == db_path.read_bytes()
 
 
 def test_missing_or_empty_file_reads_as_empty(db_path: Path) -> None:
@@ -82,7 +87,7 @@ def test_missing_or_empty_file_reads_as_empty(db_path: Path) -> None:
 
 
 @pytest.mark.parametrize("garbage", ['{"calls": {"1": {"call_id": "a"', "[1, 2]", "\xff\xfe"])
-def test_corrupt_file_is_moved_aside_and_store_starts_empty(
+def test_corrupt_file_without_good_copy_is_moved_aside_and_store_starts_empty(
     db_path: Path, garbage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     db_path.parent.mkdir(parents=True)
@@ -122,3 +127,78 @@ def test_concurrent_inserts_all_land(store: Store, db_path: Path) -> None:
     assert {d["call_id"] for d in store.all("calls")} == expected
     with Store(db_path) as reopened:
         assert len(reopened.all("calls")) == threads * per_thread
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
+def test_damaged_file_falls_back_to_the_good_copy(
+    db_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store(db_path) as store:
+        for n in range(3):
+            store.insert("calls", {"call_id": f"q{n}", "status": "queued"})
+    raw = db_path.read_bytes()
+    db_path.write_bytes({"truncate": raw[: len(raw) // 2], "empty": b"",
+                         "garbage": b"\x00\x00not json"}[damage])
+
+    with caplog.at_level(logging.WARNING, logger="sipassist.store"), Store(db_path) as store:
+        assert [d["call_id"] for d in store.all("calls")] == ["q0", "q1", "q2"]
+        store.insert("calls", {"call_id": "q3", "status": "queued"})
+
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # once, though tinydb reads the file for every operation
+    assert "calls.json.good" in errors[0] and "3 calls" in errors[0]
+    [aside] = db_path.parent.glob("calls.json.corrupt-*")
+    assert aside.read_bytes() != raw  # the damaged bytes are kept for a person
+    assert [d["call_id"] for d in json.loads(db_path.read_text())["calls"].values()] == \
+        ["q0", "q1", "q2", "q3"]
+
+
+def test_read_only_then_full_then_usable_again(small_disk: SmallDisk) -> None:
+    faults = StorageFaults()
+    path = small_disk.path / "state" / "calls.json"
+    with Store(path, faults) as store:
+        store.insert("calls", {"call_id": "a"})
+
+        small_disk.read_only()
+        with pytest.raises(StorageError, match="not writable.*Fix:"):
+            store.insert("calls", {"call_id": "b"})
+        assert len(faults.problems()) == 1 and "not writable" in faults.problems()[0]
+        assert [d["call_id"] for d in store.all("calls")] == ["a"]  # reads still work
+
+        small_disk.writable()
+        small_disk.fill()
+        with pytest.raises(StorageError, match="is full.*Fix: free space"):
+            store.insert("calls", {"call_id": "b"})
+        assert len(faults.problems()) == 1 and "is full" in faults.problems()[0]
+        assert [d["call_id"] for d in store.all("calls")] == ["a"]  # nothing half-written
+        assert not list(path.parent.glob(".*.tmp"))
+
+        small_disk.free()
+        store.insert("calls", {"call_id": "b"})
+        assert faults.problems() == []
+    with Store(path) as store:
+        assert [d["call_id"] for d in store.all("calls")] == ["a", "b"]
+
+
+def test_the_retry_loop_probes_and_clears_a_problem(small_disk: SmallDisk) -> None:
+    faults = StorageFaults(retry_seconds=0.05)
+    retried = threading.Event()
+    faults.on_retry(retried.set)
+    path = small_disk.path / "calls.json"
+    small_disk.fill()
+    with Store(path, faults) as store:
+        with pytest.raises(StorageError):
+            store.insert("calls", {"call_id": "a"})
+        faults.retry_now()  # the probe fails too: the problem stays
+        assert faults.problems()
+        faults.start()
+        try:
+            small_disk.free()
+            assert retried.wait(5)
+            deadline = time.monotonic() + 5
+            while faults.problems() and time.monotonic() < deadline:
+                retried.clear()
+                retried.wait(1)
+            assert faults.problems() == []
+        finally:
+            faults.stop()

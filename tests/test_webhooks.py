@@ -111,10 +111,10 @@ def make_receiver(cleanup: list[Callable[[], None]]) -> Callable[..., Receiver]:
 def make_sender(
     tmp_path: Path, cleanup: list[Callable[[], None]]
 ) -> Callable[..., tuple[WebhookSender, Store]]:
-    def make(settings: WebhookSettings = FAST) -> tuple[WebhookSender, Store]:
+    def make(settings: WebhookSettings = FAST, **kwargs: Any) -> tuple[WebhookSender, Store]:
         store = Store(tmp_path / "webhooks.json")
         cleanup.append(store.close)
-        sender = WebhookSender(store, settings)
+        sender = WebhookSender(store, settings, **kwargs)
         cleanup.append(sender.stop)
         sender.start()
         return sender, store
@@ -313,3 +313,131 @@ def test_validate_callback_url_rejects(url: object) -> None:
 )
 def test_validate_callback_url_accepts(url: str) -> None:
     assert validate_callback_url(url) is None
+
+
+class AttemptCounter(logging.Handler):
+    """Counts failed attempts as they are logged, so a test can wait for the Nth."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "attempt" in record.getMessage() and "failed:" in record.getMessage():
+            with self.cond:
+                self.count += 1
+                self.cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.count >= count, timeout)
+
+
+def test_a_receiver_down_past_the_old_eight_attempts_still_gets_it(
+    make_receiver, make_sender
+) -> None:
+    counter = AttemptCounter()
+    logger = logging.getLogger("sipassist.webhooks")
+    logger.addHandler(counter)
+    try:
+        port = free_port()
+        sender, _ = make_sender(WebhookSettings(timeout_seconds=2.0, backoff_seconds=0.01,
+                                                backoff_max_seconds=0.05))
+        sender.send(f"http://127.0.0.1:{port}/hook", PAYLOAD)
+        assert counter.wait_for(12)  # the old limit was 8 attempts
+        assert sender.pending() == 1
+        receiver = make_receiver(port)
+        assert receiver.wait_for(1)
+        assert receiver.bodies == [PAYLOAD]
+        sender.stop()
+        assert sender.pending() == 0
+        assert sender.deliveries("failed") == []
+    finally:
+        logger.removeHandler(counter)
+
+
+def test_past_the_horizon_a_delivery_is_kept_as_failed_and_logged(
+    make_sender, caplog
+) -> None:
+    port = free_port()
+    clock = [1_000_000.0]
+    settings = WebhookSettings(retry_hours=1.0, timeout_seconds=2.0, backoff_seconds=0.01,
+                               backoff_max_seconds=0.01)
+    counter = AttemptCounter()
+    logger = logging.getLogger("sipassist.webhooks")
+    logger.addHandler(counter)
+    try:
+        with caplog.at_level(logging.WARNING, logger="sipassist.webhooks"):
+            sender, _ = make_sender(settings, clock=lambda: clock[0])
+            sender.send(f"http://127.0.0.1:{port}/hook?token=secret", {"call_id": "late"})
+            assert counter.wait_for(1)
+            [pending] = sender.deliveries("pending")
+            assert pending["status"] == "pending" and pending["attempts"] >= 1
+            assert "refused" in pending["last_error"].lower()
+            assert sender.deliveries("failed") == []
+            clock[0] += 3601  # an hour later: the next failure is the last
+            assert counter.wait_for(counter.count + 1)
+            sender.stop()
+    finally:
+        logger.removeHandler(counter)
+
+    assert sender.pending() == 0
+    [failed] = sender.deliveries("failed")
+    assert failed["url"] == f"http://127.0.0.1:{port}/hook?token=secret"
+    assert failed["payload"] == {"call_id": "late"} and failed["status"] == "failed"
+    assert failed["attempts"] >= 2 and failed["last_error"] and failed["failed_at"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "call_id=late" in errors[0] and "failed for good" in errors[0]
+    assert "secret" not in caplog.text  # the query string stays out of the log
+
+
+def test_the_api_lists_pending_and_failed_deliveries(make_receiver, make_sender, cleanup,
+                                                     tmp_path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from sipassist.api import webhooks
+    from sipassist.api.gate import Gate
+    from sipassist.api.keys import KeyStore
+    from sipassist.api.routing import Api
+    from sipassist.api.server import ApiServer
+    from sipassist.api.services import Services
+    from sipassist.config import ApiSettings
+
+    receiver = make_receiver(statuses=[410])  # a permanent failure: failed after one attempt
+    sender, _ = make_sender()
+    counter_port = free_port()
+    sender.send(receiver.url, {"call_id": "gone"})
+    assert receiver.wait_for(1)
+    sender.stop()  # settles the failure; the next job stays pending
+    sender.send(f"http://127.0.0.1:{counter_port}/hook", {"call_id": "waiting"})
+
+    api = Api()
+    webhooks.install(api, Services(settings=None, switchboard=None, queue=None, placer=None,
+                                   active=None, speak=None, tools=None, schedules=None,
+                                   webhooks=sender))
+    settings = ApiSettings()
+    gate = Gate(api, settings, KeyStore(tmp_path))
+    server = ApiServer(gate, "127.0.0.1", 0, settings, gate.screen)
+    server.start()
+    cleanup.append(server.stop)
+
+    def get(query: str) -> tuple[int, dict]:
+        url = f"http://127.0.0.1:{server.port}/v1/webhooks/deliveries{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=WAIT) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    status, body = get("?status=failed")
+    assert status == 200 and body["count"] == 1
+    [failed] = body["deliveries"]
+    assert failed["payload"] == {"call_id": "gone"} and failed["url"] == receiver.url
+    assert failed["last_error"] == "HTTP 410" and failed["attempts"] == 1
+    status, body = get("?status=pending")
+    assert status == 200 and [d["payload"] for d in body["deliveries"]] == [{"call_id": "waiting"}]
+    assert get("")[1]["status"] == "failed"
+    status, body = get("?status=lost")
+    assert status == 400 and "'pending' or 'failed'" in body["detail"]

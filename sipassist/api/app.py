@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import calls, health, key_routes, openapi, schedule, speak, tools
+from . import calls, health, key_routes, openapi, schedule, speak, tools, webhooks
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -21,6 +21,7 @@ def build_api(services: Services) -> Api:
     speak.install(api, services)
     tools.install(api, services)
     schedule.install(api, services)
+    webhooks.install(api, services)
     key_routes.install(api, keys_of(services))
     openapi.install(api)
     return api

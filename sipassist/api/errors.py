@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 import bottle
 
+from ..faults import StorageError
+
 log = logging.getLogger(__name__)
 
 # The seed-000 `name` of each status (the http-errors names its platform uses).
@@ -87,6 +89,8 @@ def install(app: bottle.Bottle) -> None:
                 return callback(*args, **kwargs)
             except ApiError as exc:
                 return from_exception(exc)
+            except StorageError as exc:  # nothing was accepted; the message names the fix
+                return error_response(503, str(exc))
             except bottle.HTTPResponse:
                 raise
             except Exception:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from .routing import Api
 from .schema import ResponseModel
 from .services import Services
@@ -13,6 +15,9 @@ class Health(ResponseModel):
     status: Literal["healthy", "degraded"]
     sip_registered: bool
     active_calls: int
+    # Present only when degraded, so a healthy answer is exactly seed 003's.
+    reason: str | None = Field(None, description="What is wrong with telephony (degraded)")
+    problems: list[str] | None = Field(None, description="Storage faults, each with its fix")
 
     model_config = {"json_schema_extra": {"examples": [
         {"status": "healthy", "sip_registered": True, "active_calls": 0}]}}
@@ -36,13 +41,16 @@ def install(api: Api, services: Services) -> None:
     def health() -> dict:
         board = services.switchboard
         reason = board.degraded_reason
+        problems = services.faults.problems() if services.faults else []
         body = {
-            "status": "degraded" if reason else "healthy",
+            "status": "degraded" if reason or problems else "healthy",
             "sip_registered": board.sip_registered,
             "active_calls": board.active_calls,
         }
         if reason:
             body["reason"] = reason
+        if problems:  # storage faults, each with its fix; absent when there are none
+            body["problems"] = problems
         return body
 
     @api.get("/queue", summary="Call queue status", tags=["Health & Status"],

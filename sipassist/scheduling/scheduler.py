@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from ..faults import StorageError
 from ..store import Store
 from .record import (
     CANCELLED, COMPLETED, FAILED, FINAL_STATUSES, MISSED, ScheduleRecord,
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "schedules"
 KEY = "schedule_id"
+STORAGE_RETRY_SECONDS = 5.0
 
 
 def _utc_now() -> datetime:
@@ -140,7 +142,11 @@ class Scheduler:
             raise RuntimeError("Scheduler is already running")
         with self._cond:
             self._stopping = False
-        self.run_due()
+        try:
+            self.run_due()
+        except Exception:
+            # A storage error, say: the thread tries again shortly; start must not fail.
+            log.exception("catching up on due schedules failed; retrying")
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         self._thread.start()
 
@@ -198,12 +204,16 @@ class Scheduler:
                         self._cond.wait(wait)
                         continue
                 self.run_due()
-            except Exception:
+            except Exception as exc:
                 # A store error (disk full, say) must not end scheduling for good.
-                log.exception("scheduler loop failed; retrying in %.0fs", self._max_wait)
+                retry = min(self._max_wait, STORAGE_RETRY_SECONDS)
+                if isinstance(exc, StorageError):
+                    log.error("scheduler waits for the state to be writable: %s", exc)
+                else:
+                    log.exception("scheduler loop failed; retrying in %.0fs", retry)
                 with self._cond:
                     if not self._stopping:
-                        self._cond.wait(self._max_wait)
+                        self._cond.wait(retry)
 
     def _run_one(self, record: ScheduleRecord, now: datetime) -> None:
         with self._cond:
@@ -219,6 +229,8 @@ class Scheduler:
         outcome = COMPLETED
         try:
             call_id = self._fire(current)
+        except StorageError:
+            raise  # not the run's fault: it stays pending and is tried again shortly
         except Exception as exc:
             outcome = FAILED
             log.error("scheduled call to %s failed: %s", current.extension, exc,
