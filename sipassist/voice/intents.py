@@ -6,11 +6,17 @@ Each rule maps to a tool call with arguments; anything not recognised goes to th
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tools.calc import normalise
 from .choice import words
+from .numbers import has_number, parse_duration
+
+__all__ = ["GOODBYE", "TOOL", "Intent", "arithmetic", "has_number", "parse_duration",
+           "place_timezone", "recognise"]
 
 GOODBYE = "goodbye"
 TOOL = "tool"
@@ -42,73 +48,43 @@ PLACES = {
     "melbourne": "Australia/Melbourne", "auckland": "Pacific/Auckland", "utc": "UTC",
 }
 
-_UNITS = {"zero": 0, "one": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-          "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-          "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
-          "eighteen": 18, "nineteen": 19, "couple": 2, "few": 3}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-         "eighty": 80, "ninety": 90}
-_SECONDS = {"second": 1, "seconds": 1, "sec": 1, "secs": 1, "minute": 60, "minutes": 60,
-            "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
+# What a sum is made of once calc.normalise has turned words into symbols.
+_MATH_TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]")
+_TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]|[a-z']+|\S")
+_LEADING = ("+", "*", "/", "%", "**", ")")
+_TRAILING = ("+", "-", "*", "/", "%", "**", "(")
 
 
-def _number(tokens: list[str], i: int) -> tuple[float, int] | None:
-    """A number starting at tokens[i] (digits or words); returns (value, tokens used)."""
-    token = tokens[i]
-    if re.fullmatch(r"\d+(\.\d+)?", token):
-        return float(token), 1
-    if token in _TENS:
-        if i + 1 < len(tokens) and tokens[i + 1] in _UNITS and _UNITS[tokens[i + 1]] < 10:
-            return _TENS[token] + _UNITS[tokens[i + 1]], 2
-        return _TENS[token], 1
-    if token in _UNITS:
-        return _UNITS[token], 1
-    if token == "half":
-        return 0.5, 1
-    return None
-
-
-def has_number(text: str) -> bool:
-    """Whether the text holds a number, in digits or words ("a" and "an" do not count)."""
-    tokens = [t for t in re.findall(r"\d+(?:\.\d+)?|[a-z]+", text.lower()) if t not in ("a", "an")]
-    return any(_number(tokens, i) for i in range(len(tokens)))
-
-
-def parse_duration(text: str) -> int | None:
-    """Seconds in "five minutes", "1 hour and 30 minutes", "half an hour", "90 seconds"."""
-    tokens = [t for t in re.findall(r"\d+(?:\.\d+)?|[a-z]+", text.lower()) if t != "and"]
-    total, found, i = 0.0, False, 0
-    while i < len(tokens):
-        parsed = _number(tokens, i)
-        if parsed:
-            value, used = parsed
-            j = i + used
-            if j < len(tokens) and tokens[j] in ("a", "an") and value == 0.5:
-                j += 1  # "half an hour"
-            if j < len(tokens) and tokens[j] in _SECONDS:
-                total += value * _SECONDS[tokens[j]]
-                found = True
-                i = j + 1
-                continue
-        i += 1
-    return int(round(total)) if found and total > 0 else None
-
-
-def _arithmetic(text: str) -> str | None:
-    """The arithmetic part of "what's 25 times 4 plus 10?", or None."""
+def arithmetic(text: str) -> str | None:
+    """The sum in an utterance, in symbols: "what's 15 percent of two hundred?" ->
+    "(15 / 100 * 200)". The longest stretch of numbers and operators that parses and holds
+    an operation; None when there is none ("I'm over 18", "it's minus 5 outside")."""
     # A pause mid-question comes back as "25 times 4? Plus 10.": only a decimal point stays.
-    lowered = re.sub(r"[?!]|\.(?!\d)", " ", text.lower().replace(",", ""))
-    if not re.search(r"\d", lowered):
-        return None
-    if not re.search(r"\b(plus|minus|times|divided|multiplied|over|squared|cubed|power)\b|"
-                     r"[-+*/x×÷^]", lowered):
-        return None
-    match = re.search(r"[\d(].*", lowered)
-    if not match:
-        return None
-    expression = re.sub(r"[?.!]+$", "", match.group(0)).strip()
-    expression = re.sub(r"\b(equals?|is|please)\b.*$", "", expression).strip()
-    return expression or None
+    lowered = re.sub(r"[?!;:]|,(?!\d{3}\b)|\.(?!\d)", " ", text.lower())
+    found = _TOKEN.findall(normalise(lowered))
+    best: list[str] = []
+    run: list[str] = []
+    for token in [*found, ""]:
+        if token and _MATH_TOKEN.fullmatch(token):
+            run.append(token)
+            continue
+        while run and run[0] in _LEADING:
+            run.pop(0)
+        while run and run[-1] in _TRAILING:
+            run.pop()
+        if len(run) > len(best) and _is_operation(" ".join(run)):
+            best = run
+        run = []
+    expression = " ".join(best)
+    return re.sub(r"(?<=[(t]) (?=\()|(?<=\() | (?=\))", "", expression) or None
+
+
+def _is_operation(expression: str) -> bool:
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return False
+    return isinstance(tree.body, (ast.BinOp, ast.Call))
 
 
 def place_timezone(text: str) -> str | None:
@@ -138,9 +114,7 @@ def recognise(text: str) -> Intent | None:
         duration = parse_duration(joined)
         if duration:
             return Intent(TOOL, "SET_TIMER", {"duration": duration})
-    expression = _arithmetic(text)
-    if expression and re.search(r"\b(what|what's|whats|calculate|how much|compute)\b|\d",
-                                joined):
+    if expression := arithmetic(text):
         return Intent(TOOL, "CALC", {"expression": expression})
     if re.search(r"\b(weather|temperature|how (hot|cold|warm)|raining|rain|humid|windy|wind)\b",
                  joined):
@@ -150,7 +124,13 @@ def recognise(text: str) -> Intent | None:
         if zone := place_timezone(text):
             args["timezone"] = zone
         return Intent(TOOL, "DATETIME", args)
-    if re.search(r"\b(what day|what's the date|whats the date|what is the date|today's date|"
-                 r"what date)\b", joined):
+    if _DATE.search(joined):
         return Intent(TOOL, "DATETIME", {"format": "date"})
     return None
+
+
+# Questions about today: the date's answer says the weekday first ("It's Monday, ...").
+_DATE = re.compile(
+    r"\b(what|which) day\b|\bwhat(s| is|'s) (the )?(date|day)\b|\btoday's date\b|"
+    r"\bwhat date\b|\bwhat(s| is|'s) today\b|\bday of the week\b|"
+    r"\bwhat (month|year) is it\b|\bthe date today\b")
