@@ -22,7 +22,7 @@ from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
-from ..tools.base import ParameterError, ToolError
+from ..tools.base import ParameterError, ToolError, ToolResult
 from ..tools.registry import ToolRegistry
 from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
@@ -33,6 +33,7 @@ from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, is
 from .queue import CallQueue
 from .runner import ActiveCalls
 from .session import CallEnded, CallSession, KeyPress
+from .timer_talk import TimerTalk
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,9 @@ class Dialogue:
         self.answer_tool: str | None = None  # the tool behind the answer being spoken
         pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
         self.early_asr = (pause, self.transcribe_early) if pause else None
+        self.timers = TimerTalk(lambda schedule_id: calls.tools.get("SET_TIMER").scheduler
+                                .cancel(schedule_id))  # "no, three minutes" after a timer
+        self.tool_result: ToolResult | None = None  # of the last run_tool
 
     def run(self) -> None:
         calls = self.calls
@@ -244,14 +248,16 @@ class Dialogue:
     def answer(self, text: str) -> Iterator[str]:
         """The sentences that answer `text`, worked out as they are spoken: a tool the rules
         or the model pick, else the model's reply. Sets answer_tool for the transcript."""
-        intent = recognise(text)
+        intent = self.timers.correction(text) or recognise(text)
         if intent is None and self.calls.router is not None:
             intent = self.route(text)
         if intent is not None:
             tool = self.calls.tools.get(intent.tool)
             if tool is not None and tool.enabled:
                 self.answer_tool = tool.name
-                yield self.run_tool(tool, intent.args)
+                self.tool_result = None
+                spoken = self.run_tool(tool, intent.args)
+                yield self.timers.settle(intent, self.tool_result, spoken)
                 return
         if self.calls.chat is None:
             yield NO_LLM
@@ -273,6 +279,7 @@ class Dialogue:
             result = self.calls.tools.run(tool, args)
         except (ParameterError, ToolError) as exc:
             return f"Sorry, {exc}."
+        self.tool_result = result
         return result.message
 
     def chat_reply(self) -> Iterator[str]:

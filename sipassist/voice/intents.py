@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..tools.calc import normalise
+from ..tools.timer import reminder_message
 from .choice import words
 from .numbers import has_number, parse_duration
 
@@ -87,6 +88,29 @@ def _is_operation(expression: str) -> bool:
     return isinstance(tree.body, (ast.BinOp, ast.Call))
 
 
+_TIMER = re.compile(r"\b(timer|countdown|count down|wake me|call me back|call me in|ring me)\b")
+# The caller's words, as the assistant says them back: "call my mum" -> "call your mum".
+_PERSON = {"my": "your", "me": "you", "i": "you", "i'm": "you're", "myself": "yourself",
+           "mine": "yours", "i'll": "you'll", "i've": "you've"}
+
+
+def reminder(text: str) -> str:
+    """The reminder's message, from "remind me in ten minutes to call Bob" or "remind me to
+    take my pills in an hour": "This is your reminder to take your pills."."""
+    said = re.sub(r"[.?!]+$", "", text.strip())
+    found = re.search(r"\b(to|about)\s+(.+)$", said, re.IGNORECASE)
+    if not found:
+        return reminder_message()
+    what = found.group(2)
+    # "... in ten minutes" at the end belongs to the when, not the what.
+    when = re.search(r"\s+(in|after|for)\s+(.+)$", what, re.IGNORECASE)
+    if when and parse_duration(when.group(2)):
+        what = what[:when.start()]
+    what = re.sub(r"\bI am\b", "you are", re.sub(r"\bI was\b", "you were", what))
+    what = " ".join(_PERSON.get(word.lower(), word) for word in what.split())
+    return reminder_message(what.strip(" ,"), about=found.group(1).lower() == "about")
+
+
 def place_timezone(text: str) -> str | None:
     lowered = " ".join(words(text))
     for place, zone in PLACES.items():
@@ -107,10 +131,8 @@ def recognise(text: str) -> Intent | None:
     if re.search(r"\b(remind me|reminder)\b", joined):
         duration = parse_duration(joined)
         if duration:
-            what = re.search(r"\bto (.+)$", joined)
-            message = f"This is your reminder to {what.group(1)}." if what else "This is your reminder."
-            return Intent(TOOL, "SET_TIMER", {"duration": duration, "message": message})
-    if re.search(r"\btimer\b", joined):
+            return Intent(TOOL, "SET_TIMER", {"duration": duration, "message": reminder(text)})
+    if _TIMER.search(joined):
         duration = parse_duration(joined)
         if duration:
             return Intent(TOOL, "SET_TIMER", {"duration": duration})
