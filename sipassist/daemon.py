@@ -119,7 +119,7 @@ class Daemon:
         if self.router is not None:
             self.router.warm_up(self.tools)
         self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
-                                    self.transcriber.transcribe, self.chat, s, self.active,
+                                    self.transcriber.transcribe_detailed, self.chat, s, self.active,
                                     self._call_finished, self.router)
         self.switchboard.on_incoming = self.inbound.handle
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,

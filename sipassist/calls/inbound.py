@@ -24,7 +24,9 @@ from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
 from ..tools.base import ParameterError, ToolError, ToolResult
 from ..tools.registry import ToolRegistry
+from ..voice.confidence import REASK, doubt, heard
 from ..voice.intents import GOODBYE, TOOL, Intent, recognise
+from ..voice.asr import Transcript
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
@@ -49,7 +51,7 @@ PREPARED_TOOLS = frozenset({"DATETIME", "CALC"})
 HISTORY_TURNS = 6  # past exchanges kept for the LLM (the prompt must stay short)
 
 Speak = Callable[[str], np.ndarray]
-Transcribe = Callable[[np.ndarray, int], str]
+Transcribe = Callable[[np.ndarray, int], "str | Transcript"]  # details judge confidence
 
 
 def recognise_goodbye(text: str) -> bool:
@@ -162,8 +164,9 @@ class Dialogue:
         self.transcript: list[dict] = []
         self.history: list[dict[str, str]] = []
         self.deadline = time.monotonic() + calls.conversation.max_call_seconds
-        # (speech end, text, ms) transcribed during the endpointer's wait, if it still holds.
-        self._early: tuple[float, str, int] | None = None
+        # (speech end, transcript, ms) transcribed during the endpointer's wait, if it holds.
+        self._early: tuple[float, str | Transcript, int] | None = None
+        self.doubt = None  # why the last thing heard should be asked again, if it should
         self.answer_tool: str | None = None  # the tool behind the answer being spoken
         pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
         self.early_asr = (pause, self.transcribe_early) if pause else None
@@ -197,6 +200,9 @@ class Dialogue:
             if recognise_goodbye(text):
                 self.say([FAREWELL], interruptible=False)
                 return
+            if self.doubt is not None:  # a garbled question is never answered
+                pending = self.say([REASK])
+                continue
             answer = self.answer(text)
             if calls.conversation.filler_after_seconds > 0:
                 answer = WithFiller(answer, calls.conversation.filler_after_seconds,
@@ -215,8 +221,9 @@ class Dialogue:
         one is always the whole of it unless speech ran on to max_utterance_seconds.
         """
         started = time.monotonic()
-        text = self.calls.transcribe(so_far.samples, self.calls.rate).strip()
-        self._early = (so_far.ended_at, text, round((time.monotonic() - started) * 1000))
+        result = self.calls.transcribe(so_far.samples, self.calls.rate)
+        text = heard(result)[0]
+        self._early = (so_far.ended_at, result, round((time.monotonic() - started) * 1000))
         threading.Thread(target=self.prepare, args=(text,), name="prepare", daemon=True).start()
 
     def prepare(self, text: str) -> None:
@@ -233,16 +240,22 @@ class Dialogue:
         early, self._early = self._early, None
         timings: dict = {}
         if early is not None and early[0] == utterance.ended_at:  # no word since the pause
-            text, timings["early_asr_ms"] = early[1], early[2]
+            result, timings["early_asr_ms"] = early[1], early[2]
         else:
             started = time.monotonic()
-            text = self.calls.transcribe(utterance.samples, self.calls.rate).strip()
+            result = self.calls.transcribe(utterance.samples, self.calls.rate)
             timings["asr_ms"] = round((time.monotonic() - started) * 1000)
+        text, transcript = heard(result)
+        understood = recognise(text) is not None or self.timers.corrects(text)
+        self.doubt = doubt(transcript, text, understood)
+        sure = {} if transcript is None else {"avg_logprob": transcript.avg_logprob}
+        if self.doubt is not None:
+            sure["doubt"] = self.doubt.reason
         log.info("caller said %r (%s)", text,
-                 ", ".join(f"{k} {v}" for k, v in timings.items()),
+                 ", ".join(f"{k} {v}" for k, v in {**timings, **sure}.items()),
                  extra={"CALL_ID": self.record.call_id})
         if text:
-            self.add_turn("caller", text, timings=timings)
+            self.add_turn("caller", text, timings=timings, confidence=sure)
         return text
 
     def answer(self, text: str) -> Iterator[str]:
@@ -330,11 +343,13 @@ class Dialogue:
                 self.add_turn("assistant", " ".join(said), tool, timings)
 
     def add_turn(self, who: str, text: str, tool: str | None = None,
-                 timings: dict | None = None) -> None:
+                 timings: dict | None = None, confidence: dict | None = None) -> None:
         turn = {"who": who, "text": text, "at": iso(utc_now())}
         if tool:
             turn["tool"] = tool
         if timings:
             turn["timings"] = timings
+        if confidence:
+            turn["confidence"] = confidence
         self.transcript.append(turn)
         self.calls.queue.update(self.record.call_id, transcript=tuple(self.transcript))
