@@ -47,6 +47,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
+    if args.what == "asr" and args.set:
+        from .bench.asr_set import run as run_set
+
+        bias = {"both": (False, True), "off": (False,), "on": (True,)}[args.bias]
+        return run_set(settings, audio_dir=args.audio_dir, voices=args.voices,
+                       codecs=args.codecs, noisy=args.noisy, every=args.every,
+                       bias_modes=bias, json_path=args.json)
+    if args.what == "render-set":
+        from .bench.asr_set import render_set
+
+        return render_set(settings, args.audio_dir, args.voices)
     if args.what == "asr":
         from .bench.asr import run
 
@@ -74,9 +85,27 @@ def main(argv: list[str] | None = None) -> int:
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call"],
+    bench.add_argument("what", choices=["asr", "call", "render-set"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
-                            "latency of real calls over loopback")
+                            "latency of real calls over loopback; render-set: speak the "
+                            "phone-line test set (bench/answers_set.toml) in every voice")
+    bench.add_argument("--set", action="store_true",
+                       help="asr: the phone-line test set through codecs and noise, WER and "
+                            "what the rules make of it, with and without the tools' prompt")
+    bench.add_argument("--audio-dir", type=Path,
+                       default=Path("bench-results/answers-set-audio"), metavar="DIR",
+                       help="where render-set keeps the set's audio (default %(default)s)")
+    bench.add_argument("--voices", default=None,
+                       help="comma-separated voices (default all: piper, piper-high, "
+                            "piper-low, espeak-us, espeak-gb-f)")
+    bench.add_argument("--codecs", default=None,
+                       help="comma-separated codecs for --set (default ulaw,alaw,g722)")
+    bench.add_argument("--noisy", default="ulaw",
+                       help="codecs also run with 20 dB pink noise (default ulaw; '' none)")
+    bench.add_argument("--every", type=int, default=1, metavar="N",
+                       help="--set: every Nth utterance only (default 1: all)")
+    bench.add_argument("--bias", choices=["both", "off", "on"], default="both",
+                       help="--set: transcribe without and/or with the tools' prompt")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,

@@ -30,6 +30,7 @@ from .tools.registry import ToolRegistry
 from .tools.timer import TimerTool
 from .tools.weather import WeatherTool
 from .voice.asr import Transcriber
+from .voice.bias import tool_prompt
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
@@ -94,7 +95,8 @@ class Daemon:
         self.tts = self.synthesizer
         if self.transcriber is None:
             log.info("loading the Whisper model")
-            self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models))
+            self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models),
+                                           prompt=tool_prompt() if s.models.asr_bias else "")
         self.active = ActiveCalls()
         self.runner = CallRunner(self.switchboard, self.tts.synthesize,
                                  self.transcriber.transcribe, s.calls, s.listening,

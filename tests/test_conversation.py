@@ -84,6 +84,24 @@ def test_a_pause_mid_question_is_not_taken_for_its_end(start_daemon, phone, synt
     assert answers == ["The result is 110"], record["transcript"]
 
 
+def test_a_timer_is_confirmed_and_corrected_right_after(start_daemon, phone, synthesizer):
+    daemon = start_daemon(phone)
+    phone.set_speech(speech_track(synthesizer, [
+        4.5, "Set a timer for thirty minutes.", 6.0, "No, three minutes.", 7.0, "Goodbye.",
+        3.0]), RATE)
+    phone.command("dial", daemon.sip_uri)
+    phone.wait_event(CALL_ESTABLISHED)
+    phone.wait_event(CALL_CLOSED, timeout=90)
+    record = finished_inbound(daemon)
+    timers = [t["text"] for t in record["transcript"] if t.get("tool") == "SET_TIMER"]
+    assert timers == ["Timer set for 30 minutes.",
+                      "OK, not 30 minutes. Timer set for 3 minutes."], record["transcript"]
+    status, schedules = daemon.request("GET", "/schedule")
+    assert status == 200
+    assert sorted(s["status"] for s in schedules) == ["cancelled", "pending"], schedules
+    assert heard_audio(phone.recording(), synthesizer.synthesize(timers[1]), RATE) > 0.6
+
+
 def test_caller_hangs_up_mid_answer(start_daemon, phone, synthesizer):
     daemon = start_daemon(phone, conversation={
         "greeting": "Hello, this is your assistant. I will now say a rather long greeting, "

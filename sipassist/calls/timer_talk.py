@@ -40,10 +40,14 @@ class TimerTalk:
         self.last: SetTimer | None = None  # the timer the previous turn set
         self._replacing: SetTimer | None = None
 
+    def corrects(self, text: str) -> bool:
+        """Whether `text` reads as a correction of the timer just set (it may still be none)."""
+        return self.last is not None and bool(_CORRECTION.search(" ".join(words(text))))
+
     def correction(self, text: str) -> Intent | None:
         """The corrected timer, when `text` corrects the one set on the previous turn."""
-        last, self.last = self.last, None
-        if last is None or not _CORRECTION.search(" ".join(words(text))):
+        last, corrects, self.last = self.last, self.corrects(text), None
+        if last is None or not corrects:
             return None
         fresh = recognise(text)  # "no, remind me in 5 minutes to call Alice": all of it
         if fresh is not None and fresh.tool == "SET_TIMER":

@@ -46,9 +46,11 @@ _WORDS = [
     (rf"{_NUM} (?:lots of|of) {_NUM}", r"(\1 * \2)"),  # "half of 50", "3 lots of 7"
     (r"\bdivided by\b", "/"), (r"\bover\b", "/"), (r"\btimes\b", "*"),
     (r"\bmultiplied by\b", "*"), (r"\bplus\b", "+"), (r"\bminus\b|\bnegative\b", "-"),
-    (r"\b(?:to the power of|raised to the power of|raised to|to the power)\b", "**"),
-    (r"\bto the (\d+)(?:st|nd|rd|th)(?: power)?\b", r"** \1"),
-    (r"\bsquared\b", "** 2"), (r"\bcubed\b", "** 3"), (r"\bmod(?:ulo)?\b", "%"),
+    # Powers only after a number or a bracket: "squared, cubed" alone is no sum.
+    (r"(?<=[\d)]) (?:to the power of|raised to the power of|raised to|to the power)\b", " **"),
+    (r"(?<=[\d)]) to the (\d+)(?:st|nd|rd|th)(?: power)?\b", r" ** \1"),
+    (r"(?<=[\d)]) squared\b", " ** 2"), (r"(?<=[\d)]) cubed\b", " ** 3"),
+    (r"\bmod(?:ulo)?\b", "%"),
     (r"(?<=\d)\s*[x×]\s*(?=[\d(])", " * "), (r"÷", "/"), (r"\^", "**"),
 ]
 
