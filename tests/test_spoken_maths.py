@@ -90,6 +90,7 @@ def test_spoken_sums(said, result):
     "I'm over 18.", "It's minus 5 outside.", "What is 5 plus", "I have 3 apples and 2 pears.",
     "Tell me about the year 2012.", "Why is the sky blue?", "Who won the world cup in 1966?",
     "Plus, minus, times, squared, cubed, square root.",
+    "What's 20 vibes times 4 plus 10?",  # misheard: not 4 + 10
 ])
 def test_numbers_without_a_sum_are_not_sums(said):
     assert arithmetic(said) is None

@@ -52,6 +52,7 @@ PLACES = {
 # What a sum is made of once calc.normalise has turned words into symbols.
 _MATH_TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]")
 _TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]|[a-z']+|\S")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _LEADING = ("+", "*", "/", "%", "**", ")")
 _TRAILING = ("+", "-", "*", "/", "%", "**", "(")
 
@@ -65,6 +66,7 @@ def arithmetic(text: str) -> str | None:
     found = _TOKEN.findall(normalise(lowered))
     best: list[str] = []
     run: list[str] = []
+    numbers = sum(1 for token in found if _NUMBER.fullmatch(token))
     for token in [*found, ""]:
         if token and _MATH_TOKEN.fullmatch(token):
             run.append(token)
@@ -76,6 +78,10 @@ def arithmetic(text: str) -> str | None:
         if len(run) > len(best) and _is_operation(" ".join(run)):
             best = run
         run = []
+    # Every number must be in the sum: "what's 20 vibes times 4 plus 10" is a misheard
+    # question, not 4 + 10 (the confidence check asks again).
+    if sum(1 for token in best if _NUMBER.fullmatch(token)) != numbers:
+        return None
     expression = " ".join(best)
     return re.sub(r"(?<=[(t]) (?=\()|(?<=\() | (?=\))", "", expression) or None
 
