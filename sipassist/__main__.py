@@ -47,6 +47,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
+    if args.what == "asr" and args.rejudge:
+        from .bench.asr_set import rejudge
+
+        return rejudge(args.rejudge)
     if args.what == "asr" and args.set:
         from .bench.asr_set import run as run_set
 
@@ -106,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="--set: every Nth utterance only (default 1: all)")
     bench.add_argument("--bias", choices=["both", "off", "on"], default="both",
                        help="--set: transcribe without and/or with the tools' prompt")
+    bench.add_argument("--rejudge", type=Path, default=None, metavar="JSON",
+                       help="asr: judge the transcripts of an earlier --set run again with "
+                            "today's rules and confidence thresholds (no ASR)")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,

@@ -74,7 +74,8 @@ def test_durations(said, seconds):
     ("Calculate 17 mod 5.", 2), ("What's 25 times 4? Plus 10.", 110),
     # numbers in words
     ("What's twelve times eleven?", 132), ("What is twenty three plus a hundred and five?", 128),
-    ("What's one and a half times four?", 6), ("What is two thousand and twelve minus twelve?", 2000),
+    ("What's one and a half times four?", 6),
+    ("What is two thousand and twelve minus twelve?", 2000),
     ("What is seven point five times two?", 15), ("What's forty two divided by six?", 7),
     ("What is nine hundred ninety nine plus one?", 1000), ("What is 1,000 plus 2.5?", 1002.5),
     ("What's minus 5 plus 3?", -2),

@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..voice.asr import Transcript, normalise_words, read_wav
+from ..voice.asr import Transcript, normalise_words, read_wav, words_error_rate, write_wav
 from ..voice.numbers import words_to_digits
-from .voices import VOICES, Speakers, write_wav
+from .voices import VOICES, Speakers
 
 SET_PATH = Path(__file__).with_name("answers_set.toml")
 CATEGORIES = ("calc", "datetime", "weather", "timer", "goodbye", "general")
@@ -62,17 +62,7 @@ def comparable_words(text: str) -> list[str]:
 
 
 def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = comparable_words(reference), comparable_words(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1] / len(ref)
+    return words_error_rate(comparable_words(reference), comparable_words(hypothesis))
 
 
 def intent_is_right(utterance: Utterance, text: str) -> bool:

@@ -18,12 +18,13 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from ..config import Settings
 from ..models import ModelNotFound, resolve_asr_model, resolve_tts_voice
+from ..voice.asr import Transcript
 from ..voice.bias import tool_prompt
 from .answers import (
     CATEGORIES, Utterance, audio_path, comparable_words, intent_is_right, judge, known_voices,
@@ -134,6 +135,25 @@ def run(settings: Settings, *, audio_dir: Path = DEFAULT_AUDIO_DIR, voices: str 
                                          "summary": report,
                                          "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
         print(f"wrote {json_path}", file=out)
+    return 0
+
+
+def rejudge(json_path: Path, out: TextIO = sys.stdout) -> int:
+    """`bench asr --set --rejudge PATH`: the report of an earlier run's transcripts, judged
+    again by today's rules and thresholds (no ASR), e.g. after changing voice/confidence.py."""
+    data = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    utterances = {u.index: u for u in load_set()}
+    rows = []
+    for item in data["rows"]:
+        row = Row(**item)
+        utterance = utterances[row.index]
+        transcript = Transcript(row.text, 0.0, 5, "short", 0.0, row.tokens, row.note,
+                                row.avg_logprob, row.no_speech_prob, row.compression_ratio)
+        rows.append(replace(row, outcome=judge(utterance, row.text, transcript),
+                            understood=intent_is_right(utterance, row.text)))
+    judged = sorted({row.index for row in rows})
+    print(format_report(summarise(rows, [utterances[i] for i in judged]), data["prompt"]),
+          file=out)
     return 0
 
 

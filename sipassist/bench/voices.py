@@ -11,13 +11,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from ..voice.asr import read_wav
-from ..voice.resample import resample, to_pcm16
+from ..voice.asr import read_wav, write_wav
+from ..voice.resample import resample
 from .line import SPEECH_RATE
 
 # name: (engine, arguments)
@@ -33,14 +32,6 @@ LEAD_SECONDS, TAIL_SECONDS = 0.2, 0.4  # silence around the speech, as the endpo
 
 class VoiceMissing(RuntimeError):
     """A program or model a voice needs is not installed."""
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(to_pcm16(samples))
 
 
 def _sox(samples: np.ndarray, effects: tuple[str, ...]) -> np.ndarray:

@@ -34,7 +34,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from ..models import ModelNotFound, ResolvedModel
-from .resample import resample, to_float32
+from .resample import resample, to_float32, to_pcm16
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +362,15 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """16-bit mono PCM WAV."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(to_pcm16(samples))
+
+
 _NON_WORD = re.compile(r"[^a-z0-9']+")
 
 
@@ -372,7 +381,11 @@ def normalise_words(text: str) -> list[str]:
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """(substitutions + deletions + insertions) / reference words, ignoring case and punctuation."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
+    return words_error_rate(normalise_words(reference), normalise_words(hypothesis))
+
+
+def words_error_rate(ref: list[str], hyp: list[str]) -> float:
+    """Word error rate of already normalised word lists."""
     if not ref:
         return 0.0 if not hyp else 1.0
     # Levenshtein distance over words, one row at a time.
