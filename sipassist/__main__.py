@@ -58,6 +58,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return run_set(settings, audio_dir=args.audio_dir, voices=args.voices,
                        codecs=args.codecs, noisy=args.noisy, every=args.every,
                        bias_modes=bias, json_path=args.json)
+    if args.what == "llm":
+        from .bench.llm import run as run_llm
+
+        return run_llm(settings, models=args.llm, json_path=args.json)
     if args.what == "render-set":
         from .bench.asr_set import render_set
 
@@ -89,10 +93,13 @@ def main(argv: list[str] | None = None) -> int:
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call", "render-set"],
+    bench.add_argument("what", choices=["asr", "call", "render-set", "llm"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
                             "latency of real calls over loopback; render-set: speak the "
-                            "phone-line test set (bench/answers_set.toml) in every voice")
+                            "phone-line test set (bench/answers_set.toml) in every voice; "
+                            "llm: the local models on the set's general questions")
+    bench.add_argument("--llm", default="qwen-0.5b",
+                       help="llm: comma-separated models (default qwen-0.5b; also qwen-1.5b)")
     bench.add_argument("--set", action="store_true",
                        help="asr: the phone-line test set through codecs and noise, WER and "
                             "what the rules make of it, with and without the tools' prompt")

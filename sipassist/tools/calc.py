@@ -30,7 +30,6 @@ _WORDS = [
     (rf"{_NUM} percent (?:of|on|from) {_NUM}", r"(\1 / 100 * \2)"),
     (rf"{_NUM} (?:plus|\+|and) {_NUM} percent", r"(\1 * (1 + \2 / 100))"),
     (rf"{_NUM} (?:minus|-|less) {_NUM} percent", r"(\1 * (1 - \2 / 100))"),
-    (rf"{_NUM} percent", r"(\1 / 100)"),
     (rf"\b(?:the )?square root of {_NUM}", r"sqrt(\1)"),
     (rf"\b(?:the )?cube root of {_NUM}", r"cbrt(\1)"),
     (rf"\b(?:the )?(\d+)(?:st|nd|rd|th) root of {_NUM}", r"(\2 ** (1 / \1))"),

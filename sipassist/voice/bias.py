@@ -25,9 +25,11 @@ def tool_prompt() -> str:
     """
     cities = [city for city in _CITIES if city.lower() in PLACES]
     return (
-        "Weather, temperature, humidity, humid, wind, windy, rain, raining, degrees. "
+        "Weather, temperature, hot, cold, warm, humidity, humid, wind speed, windy, rain, "
+        "raining, degrees. "
         "Time in " + ", ".join(cities) + ". Date, day, today. "
-        "Plus, minus, times, divided by, multiplied by, percent, squared, cubed, square root. "
+        "Add, plus, minus, times, divided by, multiplied by, percent, squared, cubed, "
+        "square root. "
         "Timer, reminder, remind me, seconds, minutes, hours, half, quarter. "
         "Goodbye."
     )

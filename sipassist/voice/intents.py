@@ -53,8 +53,7 @@ PLACES = {
 _MATH_TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]")
 _TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]|[a-z']+|\S")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_LEADING = ("+", "*", "/", "%", "**", ")")
-_TRAILING = ("+", "-", "*", "/", "%", "**", "(")
+_BINARY = ("+", "*", "/", "%", "**", ")")  # cannot start a sum ("+ 8" parses in Python)
 
 
 def arithmetic(text: str) -> str | None:
@@ -71,11 +70,9 @@ def arithmetic(text: str) -> str | None:
         if token and _MATH_TOKEN.fullmatch(token):
             run.append(token)
             continue
-        while run and run[0] in _LEADING:
-            run.pop(0)
-        while run and run[-1] in _TRAILING:
-            run.pop()
-        if len(run) > len(best) and _is_operation(" ".join(run)):
+        # An operator with a word for its operand ("what is a plus 8 plus 8") does not parse:
+        # the number was misheard, and 8 + 8 would be a confident wrong answer.
+        if len(run) > len(best) and run[0] not in _BINARY and _is_operation(" ".join(run)):
             best = run
         run = []
     # Every number must be in the sum: "what's 20 vibes times 4 plus 10" is a misheard
@@ -94,7 +91,8 @@ def _is_operation(expression: str) -> bool:
     return isinstance(tree.body, (ast.BinOp, ast.Call))
 
 
-_TIMER = re.compile(r"\b(timer|countdown|count down|wake me|call me back|call me in|ring me)\b")
+_TIMER = re.compile(r"\b(timer|countdown|count down|wake me|call me back|call me in|ring me|"
+                    r"set a time (for|of))\b")  # "timer" is often heard as "time"
 # The caller's words, as the assistant says them back: "call my mum" -> "call your mum".
 _PERSON = {"my": "your", "me": "you", "i": "you", "i'm": "you're", "myself": "yourself",
            "mine": "yours", "i'll": "you'll", "i've": "you've"}
@@ -135,11 +133,11 @@ def recognise(text: str) -> Intent | None:
                  joined) and len(said) <= 8:
         return Intent(GOODBYE)
     if re.search(r"\b(remind me|reminder)\b", joined):
-        duration = parse_duration(joined)
+        duration = parse_duration(text)  # words() would split 2.5
         if duration:
             return Intent(TOOL, "SET_TIMER", {"duration": duration, "message": reminder(text)})
     if _TIMER.search(joined):
-        duration = parse_duration(joined)
+        duration = parse_duration(text)  # words() would split 2.5
         if duration:
             return Intent(TOOL, "SET_TIMER", {"duration": duration})
     if expression := arithmetic(text):
@@ -151,12 +149,17 @@ def recognise(text: str) -> Intent | None:
         args: dict[str, Any] = {"format": "time"}
         if zone := place_timezone(text):
             args["timezone"] = zone
+        elif _SOMEWHERE.search(joined):  # "in pairs": a place misheard or not known here
+            return None  # not the local time: the model's routing or the LLM may know it
         return Intent(TOOL, "DATETIME", args)
     if _DATE.search(joined):
         return Intent(TOOL, "DATETIME", {"format": "date"})
     return None
 
 
+# "... in <somewhere>" after a time question, other than "in the morning", "in here", ...
+_SOMEWHERE = re.compile(r"\bin (?!(the )?(morning|afternoon|evening|night|here|now|total|"
+                        r"words|numbers|this|my|our|your)\b)[a-z]+")
 # Questions about today: the date's answer says the weekday first ("It's Monday, ...").
 _DATE = re.compile(
     r"\b(what|which) day\b|\bwhat(s| is|'s) (the )?(date|day)\b|\btoday's date\b|"

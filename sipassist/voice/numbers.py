@@ -196,6 +196,7 @@ def parse_duration(text: str) -> int | None:
     "two and a half minutes", "a couple of minutes", "1.5 hours"."""
     found = [t for t in tokens(text) if re.fullmatch(r"[a-z\d.']+", t)]
     total, matched, i = 0.0, False, 0
+    units: list[int] = []  # the unit of each part, which must get smaller: "1 hour 30 minutes"
     while i < len(found):
         parsed = parse_number(found, i)
         if parsed is None and found[i] in ARTICLES and _word(found, i + 1) in SECONDS:
@@ -211,6 +212,9 @@ def parse_duration(text: str) -> int | None:
         if unit is None:
             i += 1
             continue
+        if units and unit >= units[-1]:
+            return None  # "20 minutes, a few minutes": two durations, not one
+        units.append(unit)
         total += value * unit
         matched = True
         j += 1
