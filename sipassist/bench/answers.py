@@ -95,14 +95,24 @@ def intent_is_right(utterance: Utterance, text: str) -> bool:
     return True  # weather
 
 
-def judge(utterance: Utterance, text: str, transcript: Transcript | None) -> str:
-    """"right", "reask" (the confidence check asks again) or "wrong"."""
-    from ..voice.confidence import doubt
-    from ..voice.intents import recognise
+OUTCOMES = ("right", "reask", "model", "wrong")
 
-    if doubt(transcript, text, recognise(text) is not None) is not None:
+
+def judge(utterance: Utterance, text: str, transcript: Transcript | None) -> str:
+    """"right"; "reask" (the confidence check asks again); "model" (a tool question no rule
+    understood goes to the model's tool routing or the LLM); "wrong" (a wrong tool or value,
+    or a general question reaching the LLM garbled)."""
+    from ..voice.confidence import doubt
+    from ..voice.intents import GOODBYE, recognise
+
+    intent = recognise(text)
+    # As the call does it: a goodbye ends the call whatever the doubt.
+    if not (intent is not None and intent.kind == GOODBYE) and doubt(
+            transcript, text, intent is not None) is not None:
         return "reask"
-    return "right" if intent_is_right(utterance, text) else "wrong"
+    if intent_is_right(utterance, text):
+        return "right"
+    return "model" if intent is None and utterance.category in TOOLS else "wrong"
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from ..models import ModelNotFound, resolve_asr_model, resolve_tts_voice
 from ..voice.asr import Transcript
 from ..voice.bias import tool_prompt
 from .answers import (
-    CATEGORIES, Utterance, audio_path, comparable_words, intent_is_right, judge, known_voices,
+    CATEGORIES, OUTCOMES, TOOLS, Utterance, audio_path, comparable_words, intent_is_right, judge, known_voices,
     load_audio, load_set, render, wer,
 )
 from .line import CODECS, CodecMissing, through, with_noise
@@ -182,18 +182,20 @@ def summarise(rows: list[Row], utterances: list[Utterance]) -> dict:
     by_category: dict[tuple, list[Row]] = defaultdict(list)
     for row in rows:
         by_condition[(row.voice, row.codec, row.noise, row.bias)].append(row)
-        by_category[(row.category, row.bias)].append(row)
-        by_category[("tools", row.bias) if row.category in ("calc", "datetime", "weather",
-                                                             "timer") else ("other", row.bias)
-                    ].append(row)
+        family = row.voice.split("-")[0]  # piper (and its sox shifts) or espeak
+        tools = "tools" if row.category in TOOLS else "other"
+        for category in (row.category, tools):
+            by_category[(family, category, row.bias)].append(row)
     wer_table = [{"voice": v, "codec": c, "noise": n, "bias": b, "wer": _corpus_wer(group),
                   "right": sum(r.outcome == "right" for r in group), "n": len(group)}
                  for (v, c, n, b), group in by_condition.items()]
     outcomes = []
-    for (category, bias), group in sorted(by_category.items(), key=lambda kv: (
-            (CATEGORIES + ("tools", "other")).index(kv[0][0]), kv[0][1])):
-        counts = {o: sum(r.outcome == o for r in group) for o in ("right", "reask", "wrong")}
-        outcomes.append({"category": category, "bias": bias, "n": len(group), **counts,
+    order = CATEGORIES + ("tools", "other")
+    for (family, category, bias), group in sorted(by_category.items(), key=lambda kv: (
+            kv[0][0] != "piper", order.index(kv[0][1]), kv[0][2])):
+        counts = {o: sum(r.outcome == o for r in group) for o in OUTCOMES}
+        outcomes.append({"voices": family, "category": category, "bias": bias,
+                         "n": len(group), **counts,
                          "accuracy": round(counts["right"] / len(group), 4)})
     overall = {bias: _corpus_wer([r for r in rows if r.bias == bias])
                for bias in sorted({r.bias for r in rows})}
@@ -249,12 +251,14 @@ def format_report(report: dict, prompt: str) -> str:
     lines.append(f"overall WER: {report['wer_overall']}; median ASR ms:"
                  f" {report['latency_ms_median']}")
     lines += ["", "What the assistant would do (rules + confidence check on the transcript)",
-              f"{'category':9} {'bias':4} {'n':>5} {'right':>6} {'reask':>6} {'wrong':>6}"
-              f" {'accuracy':>8}"]
+              "(model: a tool question no rule understood; wrong: a wrong tool or value, or a"
+              " garbled question for the LLM)",
+              f"{'voices':7} {'category':9} {'bias':4} {'n':>5} {'right':>6} {'reask':>6}"
+              f" {'model':>6} {'wrong':>6} {'accuracy':>8}"]
     for item in report["outcomes"]:
-        lines.append(f"{item['category']:9} {'on' if item['bias'] else 'off':4} {item['n']:5}"
-                     f" {item['right']:6} {item['reask']:6} {item['wrong']:6}"
-                     f" {item['accuracy']:8.1%}")
+        lines.append(f"{item['voices']:7} {item['category']:9} {'on' if item['bias'] else 'off':4}"
+                     f" {item['n']:5} {item['right']:6} {item['reask']:6} {item['model']:6}"
+                     f" {item['wrong']:6} {item['accuracy']:8.1%}")
     parser = report["parser_on_text"]
     lines += ["", f"parser on the set's own text: {parser['right']}/{parser['n']} right"]
     lines += [f"  wrong: {say}" for say in parser["wrong"]]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from .intents import PLACES
 
-# Cities said most often, first: the prompt keeps to Whisper's 223-token limit.
+# Cities said most often, first: the prompt keeps to Whisper's 223-token limit. Not Dubai:
+# with it in the prompt, "Thanks, goodbye." was heard as "Thanks, Dubai." (bench asr --set).
 _CITIES = ("Tokyo", "London", "New York", "Paris", "Sydney", "Berlin", "Los Angeles",
-           "Chicago", "Singapore", "Dubai", "Hong Kong", "Moscow", "Seattle", "Denver")
+           "Chicago", "Singapore", "Hong Kong", "Moscow", "Seattle", "Denver")
 
 
 def tool_prompt() -> str:
