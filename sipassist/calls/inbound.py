@@ -24,9 +24,9 @@ from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
 from ..tools.base import ParameterError, ToolError, ToolResult
 from ..tools.registry import ToolRegistry
-from ..voice.confidence import REASK, doubt, heard
-from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.asr import Transcript
+from ..voice.confidence import REASK, Doubt, doubt, heard
+from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
@@ -166,7 +166,7 @@ class Dialogue:
         self.deadline = time.monotonic() + calls.conversation.max_call_seconds
         # (speech end, transcript, ms) transcribed during the endpointer's wait, if it holds.
         self._early: tuple[float, str | Transcript, int] | None = None
-        self.doubt = None  # why the last thing heard should be asked again, if it should
+        self.doubt: Doubt | None = None  # why what was just heard is asked again
         self.answer_tool: str | None = None  # the tool behind the answer being spoken
         pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
         self.early_asr = (pause, self.transcribe_early) if pause else None
