@@ -142,8 +142,8 @@ def recognise(text: str) -> Intent | None:
             return Intent(TOOL, "SET_TIMER", {"duration": duration})
     if expression := arithmetic(text):
         return Intent(TOOL, "CALC", {"expression": expression})
-    if re.search(r"\b(weather|temperature|how (hot|cold|warm)|raining|rain|humid|windy|wind)\b",
-                 joined):
+    if re.search(r"\b(weather|temperature|forecast|how (hot|cold|warm)|raining|rain|humid|"
+                 r"humidity|windy|wind|freezing (out|outside)|sunny)\b", joined):
         return Intent(TOOL, "WEATHER", {})
     if re.search(r"\bwhat time\b|\bthe time\b|\btime is it\b", joined):
         args: dict[str, Any] = {"format": "time"}
