@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sipassist.voice.llm import CANNOT_CHECK, guarded, invents_a_fact
+from sipassist.voice.llm import CANNOT_CHECK, clean, guarded, invents_a_fact
 
 
 @pytest.mark.parametrize("sentence", [
@@ -40,3 +40,7 @@ def test_ordinary_sentences_are_spoken(sentence):
 def test_made_up_times_and_temperatures_are_not(sentence):
     assert invents_a_fact(sentence)
     assert list(guarded(["Sure.", sentence, "Anything else?"])) == ["Sure.", CANNOT_CHECK]
+
+
+def test_subscripts_are_read_as_digits():
+    assert clean("The symbol for water is **H₂O**.") == "The symbol for water is H2O."

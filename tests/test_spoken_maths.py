@@ -96,6 +96,7 @@ def test_spoken_sums(said, result):
     "What's 20 vibes times 4 plus 10?",  # misheard: not 4 + 10
     # Misheard in `bench asr --set`: an operand became a word, so no answer is right.
     "What is a plus 8 plus 8?", "What's 20% off AD?", "What's 25 times?",
+    "What is day plus day plus day?",
 ])
 def test_numbers_without_a_sum_are_not_sums(said):
     assert arithmetic(said) is None

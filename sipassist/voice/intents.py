@@ -152,7 +152,8 @@ def recognise(text: str) -> Intent | None:
         elif _SOMEWHERE.search(joined):  # "in pairs": a place misheard or not known here
             return None  # not the local time: the model's routing or the LLM may know it
         return Intent(TOOL, "DATETIME", args)
-    if _DATE.search(joined):
+    if _DATE.search(joined) and not re.search(r"\b(plus|minus|times)\b", joined):
+        # not "what is day plus day plus day" ("8 plus 8 plus 8", misheard)
         return Intent(TOOL, "DATETIME", {"format": "date"})
     return None
 

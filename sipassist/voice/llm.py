@@ -82,9 +82,12 @@ def guarded(replies: Iterable[str]) -> Iterator[str]:
         yield sentence
 
 
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
+
+
 def clean(text: str) -> str:
-    """Drop what should not be read aloud (markdown, emoji)."""
-    text = re.sub(r"[*_`#>|]+", "", text)
+    """Drop what should not be read aloud (markdown, emoji); H₂O is said as H2O."""
+    text = re.sub(r"[*_`#>|]+", "", text.translate(_SUBSCRIPTS))
     return re.sub(r"[^\x00-\u024f\u2018-\u201d]", "", text).strip()
 
 
