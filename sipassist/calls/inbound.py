@@ -25,7 +25,7 @@ from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
 from ..tools.base import ParameterError, ToolError, ToolResult
 from ..tools.registry import ToolRegistry
 from ..voice.asr import Transcript
-from ..voice.confidence import REASK, Doubt, doubt, heard
+from ..voice.confidence import REASK, Doubt, doubt, transcript_text
 from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
@@ -222,7 +222,7 @@ class Dialogue:
         """
         started = time.monotonic()
         result = self.calls.transcribe(so_far.samples, self.calls.rate)
-        text = heard(result)[0]
+        text = transcript_text(result)[0]
         self._early = (so_far.ended_at, result, round((time.monotonic() - started) * 1000))
         threading.Thread(target=self.prepare, args=(text,), name="prepare", daemon=True).start()
 
@@ -245,7 +245,7 @@ class Dialogue:
             started = time.monotonic()
             result = self.calls.transcribe(utterance.samples, self.calls.rate)
             timings["asr_ms"] = round((time.monotonic() - started) * 1000)
-        text, transcript = heard(result)
+        text, transcript = transcript_text(result)
         understood = recognise(text) is not None or self.timers.corrects(text)
         self.doubt = doubt(transcript, text, understood)
         sure = {} if transcript is None else {"avg_logprob": transcript.avg_logprob}

@@ -83,7 +83,7 @@ _SUM_WORDS = re.compile(r"\b(plus|minus|times|divided|multiplied|percent|squared
                         r"square root)\b")
 
 
-def heard(result: Transcript | str) -> tuple[str, Transcript | None]:
+def transcript_text(result: Transcript | str) -> tuple[str, Transcript | None]:
     """The text of what a transcriber returned, and its details when it gave them."""
     if isinstance(result, Transcript):
         return result.text.strip(), result
