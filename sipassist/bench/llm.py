@@ -26,14 +26,10 @@ from .answers import load_set
 
 
 def pss_mb() -> float:
-    """This process's proportional set size (shared pages split among their users), in MB."""
-    try:
-        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """This process's proportional set size in MB (0 where /proc cannot tell)."""
+    from .call import _pss_mb
+
+    return _pss_mb() or 0.0
 
 
 def questions() -> list[tuple[str, list[str]]]:
