@@ -60,6 +60,25 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
+    if args.what == "asr" and args.rejudge:
+        from .bench.asr_set import rejudge
+
+        return rejudge(args.rejudge)
+    if args.what == "asr" and args.set:
+        from .bench.asr_set import run as run_set
+
+        bias = {"both": (False, True), "off": (False,), "on": (True,)}[args.bias]
+        return run_set(settings, audio_dir=args.audio_dir, voices=args.voices,
+                       codecs=args.codecs, noisy=args.noisy, every=args.every,
+                       bias_modes=bias, json_path=args.json)
+    if args.what == "llm":
+        from .bench.llm import run as run_llm
+
+        return run_llm(settings, models=args.llm, json_path=args.json)
+    if args.what == "render-set":
+        from .bench.asr_set import render_set
+
+        return render_set(settings, args.audio_dir, args.voices)
     if args.what == "asr":
         from .bench.asr import run
 
@@ -108,12 +127,37 @@ def main(argv: list[str] | None = None) -> int:
                       help="config file (default /etc/sipassist/sipassist.toml if present)")
     keys.set_defaults(func=_cmd_keys)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call", "recovery", "health", "store"],
+    bench.add_argument("what", choices=["asr", "call", "recovery", "health", "store",
+                                        "render-set", "llm"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
                             "latency of real calls over loopback; recovery: time to recover "
                             "from kill -9 of jackd (5 times) and baresip (3 times); health: "
                             "GET /health latency of a running daemon under concurrent clients; "
-                            "store: POST /call latency with a long call history")
+                            "store: POST /call latency with a long call history; render-set: "
+                            "speak the phone-line test set (bench/answers_set.toml) in every "
+                            "voice; llm: the local models on the set's general questions")
+    bench.add_argument("--llm", default="qwen-0.5b",
+                       help="llm: comma-separated models (default qwen-0.5b; also qwen-1.5b)")
+    bench.add_argument("--set", action="store_true",
+                       help="asr: the phone-line test set through codecs and noise, WER and "
+                            "what the rules make of it, with and without the tools' prompt")
+    bench.add_argument("--audio-dir", type=Path,
+                       default=Path("bench-results/answers-set-audio"), metavar="DIR",
+                       help="where render-set keeps the set's audio (default %(default)s)")
+    bench.add_argument("--voices", default=None,
+                       help="comma-separated voices (default all: piper, piper-high, "
+                            "piper-low, espeak-us, espeak-gb-f)")
+    bench.add_argument("--codecs", default=None,
+                       help="comma-separated codecs for --set (default ulaw,alaw,g722)")
+    bench.add_argument("--noisy", default="ulaw",
+                       help="codecs also run with 20 dB pink noise (default ulaw; '' none)")
+    bench.add_argument("--every", type=int, default=1, metavar="N",
+                       help="--set: every Nth utterance only (default 1: all)")
+    bench.add_argument("--bias", choices=["both", "off", "on"], default="both",
+                       help="--set: transcribe without and/or with the tools' prompt")
+    bench.add_argument("--rejudge", type=Path, default=None, metavar="JSON",
+                       help="asr: judge the transcripts of an earlier --set run again with "
+                            "today's rules and confidence thresholds (no ASR)")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,

@@ -164,6 +164,8 @@ class ModelSettings:
     tts_voice: str = ""
     # "base", "tiny.en" or a directory holding a CTranslate2 Whisper model.
     asr_model: str = "base"
+    # Give Whisper the tools' words (weather terms, cities, units) as its initial prompt.
+    asr_bias: bool = True
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .tools.registry import ToolRegistry
 from .tools.timer import TimerTool
 from .tools.weather import WeatherTool
 from .voice.asr import Transcriber
+from .voice.bias import tool_prompt
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
@@ -105,7 +106,8 @@ class Daemon:
         self.tts = self.synthesizer
         if self.transcriber is None:
             log.info("loading the Whisper model")
-            self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models))
+            self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models),
+                                           prompt=tool_prompt() if s.models.asr_bias else "")
         self.active = ActiveCalls()
         self.runner = CallRunner(self.switchboard, self.tts.synthesize,
                                  self.transcriber.transcribe, s.calls, s.listening,
@@ -132,7 +134,7 @@ class Daemon:
         if self.router is not None:
             self.router.warm_up(self.tools)
         self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
-                                    self.transcriber.transcribe, self.chat, s, self.active,
+                                    self.transcriber.transcribe_detailed, self.chat, s, self.active,
                                     self._call_finished, self.router)
         self.switchboard.on_incoming = self.inbound.handle
         self.keys = KeyStore(s.paths.state_dir)

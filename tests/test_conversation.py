@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sipassist.calls.inbound import LLM_FAILED
 from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from sipassist.voice.asr import normalise_words
+from sipassist.voice.confidence import REASK
+from sipassist.voice.llm import CANNOT_CHECK
 
 from .audio_helpers import heard_audio
 from .conftest import stop_process
@@ -82,6 +85,24 @@ def test_a_pause_mid_question_is_not_taken_for_its_end(start_daemon, phone, synt
     assert answers == ["The result is 110"], record["transcript"]
 
 
+def test_a_timer_is_confirmed_and_corrected_right_after(start_daemon, phone, synthesizer):
+    daemon = start_daemon(phone)
+    phone.set_speech(speech_track(synthesizer, [
+        4.5, "Set a timer for thirty minutes.", 7.0, "No, three minutes.", 9.0, "Goodbye.",
+        3.0]), RATE)
+    phone.command("dial", daemon.sip_uri)
+    phone.wait_event(CALL_ESTABLISHED)
+    phone.wait_event(CALL_CLOSED, timeout=90)
+    record = finished_inbound(daemon)
+    timers = [t["text"] for t in record["transcript"] if t.get("tool") == "SET_TIMER"]
+    assert timers == ["Timer set for 30 minutes.",
+                      "OK, not 30 minutes. Timer set for 3 minutes."], record["transcript"]
+    status, schedules = daemon.request("GET", "/schedule")
+    assert status == 200
+    assert sorted(s["status"] for s in schedules) == ["cancelled", "pending"], schedules
+    assert heard_audio(phone.recording(), synthesizer.synthesize(timers[1]), RATE) > 0.6
+
+
 def test_caller_hangs_up_mid_answer(start_daemon, phone, synthesizer):
     daemon = start_daemon(phone, conversation={
         "greeting": "Hello, this is your assistant. I will now say a rather long greeting, "
@@ -115,7 +136,8 @@ def test_barge_in_stops_the_assistant(start_daemon, phone, synthesizer, transcri
 
     record = finished_inbound(daemon)
     calc = [turn for turn in record["transcript"] if turn.get("tool") == "CALC"]
-    assert calc and calc[0]["text"] == "The result is 42", record["transcript"]
+    callers = [turn for turn in record["transcript"] if turn["who"] == "caller"]
+    assert calc and calc[0]["text"] == "The result is 42", callers
     # The answer's very audio reached the phone (Whisper mishears numbers on a phone line)...
     assert heard_audio(phone.recording(), synthesizer.synthesize("The result is 42"), RATE) > 0.6
     # ... and the greeting was cut short.
@@ -142,6 +164,16 @@ def test_the_model_routes_a_question_the_rules_miss_to_the_station(start_daemon,
     assert heard_audio(phone.recording(), synthesizer.synthesize(weather[0]["text"]), RATE) > 0.6
 
 
+def assert_a_real_answer(record: dict, reply: str) -> None:
+    """The model's words reached the caller: not the guard's apology, not an error, not a
+    re-ask; and Paris, when the line let Whisper hear "France" (it heard "friends" in some
+    calls, as it did "Romeo" and "Mona Lisa" wrong: the call loses what offline keeps)."""
+    assert CANNOT_CHECK not in reply and LLM_FAILED not in reply and REASK not in reply, reply
+    heard = [t["text"] for t in record["transcript"] if t["who"] == "caller"]
+    if "france" in normalise_words(" ".join(heard)):
+        assert "paris" in normalise_words(reply), (heard, reply)
+
+
 def _chat_turns(record: dict) -> list[dict]:
     return [t for t in record["transcript"] if t["who"] == "assistant" and not t.get("tool")]
 
@@ -150,19 +182,20 @@ def _chat_turns(record: dict) -> list[dict]:
 def test_open_question_goes_to_the_local_model(start_daemon, phone, synthesizer, chat):
     """With the filler forced on (any answer counts as slow), it is said first."""
     daemon = start_daemon(phone, chat=chat, conversation={"filler_after_seconds": 0.01})
-    phone.set_speech(speech_track(synthesizer, [4.5, "Tell me a joke.", 9.0, "Goodbye.", 3.0]),
-                     RATE)
+    phone.set_speech(speech_track(synthesizer, [4.5, "What is the capital of France?", 9.0,
+                                                "Goodbye.", 3.0]), RATE)
     phone.command("dial", daemon.sip_uri)
     phone.wait_event(CALL_ESTABLISHED)
     phone.wait_event(CALL_CLOSED, timeout=90)
     record = finished_inbound(daemon)
-    # The question reached the model, not a tool (Whisper's words for it vary on a phone
-    # line: "Tommy the Jolt" once), and the answer reached the phone.
+    # The question reached the model, not a tool, and its answer, not an apology, was said.
     assert [t for t in record["transcript"] if t["who"] == "caller"], record["transcript"]
     replies = _chat_turns(record)
     # greeting, the model's answer, goodbye
-    assert len(replies) >= 3 and replies[1]["text"].startswith("One moment. "), replies
-    assert len(replies[1]["text"]) > len("One moment. ")
+    callers = [t for t in record["transcript"] if t["who"] == "caller"]
+    assert len(replies) >= 3 and replies[1]["text"].startswith("One moment. "), (callers,
+                                                                                   replies)
+    assert_a_real_answer(record, replies[1]["text"])
     assert heard_audio(phone.recording(), synthesizer.synthesize("One moment."), RATE) > 0.6
 
 
@@ -199,13 +232,15 @@ def test_remote_openai_compatible_server(start_daemon, phone, synthesizer, model
                 time.sleep(0.5)
         daemon = start_daemon(phone, llm={"backend": "remote", "remote_model": "qwen",
                                           "url": f"http://127.0.0.1:{port}"})
-        phone.set_speech(speech_track(synthesizer, [4.5, "Tell me a joke.", 10.0, "Goodbye.",
-                                                    3.0]), RATE)
+        phone.set_speech(speech_track(synthesizer, [4.5, "What is the capital of France?",
+                                                    10.0, "Goodbye.", 3.0]), RATE)
         phone.command("dial", daemon.sip_uri)
         phone.wait_event(CALL_ESTABLISHED)
         phone.wait_event(CALL_CLOSED, timeout=90)
-        replies = _chat_turns(finished_inbound(daemon))
-        assert len(replies) >= 3 and replies[1]["text"], replies
+        record = finished_inbound(daemon)
+        replies = _chat_turns(record)
+        assert len(replies) >= 3, replies
+        assert_a_real_answer(record, replies[1]["text"])
     finally:
         stop_process(server, 10)
         log.close()

@@ -22,7 +22,7 @@ from sipassist.voice.intents import GOODBYE, TOOL, parse_duration, recognise
     ("Set a timer for five minutes.", "SET_TIMER", {"duration": 300}),
     ("Set a timer for 90 seconds", "SET_TIMER", {"duration": 90}),
     ("Remind me in ten minutes to call Bob.", "SET_TIMER",
-     {"duration": 600, "message": "This is your reminder to call bob."}),
+     {"duration": 600, "message": "This is your reminder to call Bob."}),
 ])
 def test_tool_intents(said, tool, args):
     intent = recognise(said)

@@ -22,8 +22,10 @@ from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
-from ..tools.base import ParameterError, ToolError
+from ..tools.base import ParameterError, ToolError, ToolResult
 from ..tools.registry import ToolRegistry
+from ..voice.asr import Transcript
+from ..voice.confidence import REASK, Doubt, doubt, transcript_text
 from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
@@ -33,6 +35,7 @@ from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, is
 from .queue import CallQueue
 from .runner import ActiveCalls
 from .session import CallEnded, CallSession, KeyPress
+from .timer_talk import TimerTalk
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ PREPARED_TOOLS = frozenset({"DATETIME", "CALC"})
 HISTORY_TURNS = 6  # past exchanges kept for the LLM (the prompt must stay short)
 
 Speak = Callable[[str], np.ndarray]
-Transcribe = Callable[[np.ndarray, int], str]
+Transcribe = Callable[[np.ndarray, int], "str | Transcript"]  # details judge confidence
 
 
 def recognise_goodbye(text: str) -> bool:
@@ -164,12 +167,16 @@ class Dialogue:
         self.transcript: list[dict] = []
         self.history: list[dict[str, str]] = []
         self.deadline = time.monotonic() + calls.conversation.max_call_seconds
-        # (speech end, text, ms) transcribed during the endpointer's wait, if it still holds.
-        self._early: tuple[float, str, int] | None = None
+        # (speech end, transcript, ms) transcribed during the endpointer's wait, if it holds.
+        self._early: tuple[float, str | Transcript, int] | None = None
+        self.doubt: Doubt | None = None  # why what was just heard is asked again
         self.answer_tool: str | None = None  # the tool behind the answer being spoken
         self.callback: str | None = None  # the extension a timer may ring (None: no call-back)
         pause = round(calls.conversation.early_asr_seconds / FRAME_SECONDS)
         self.early_asr = (pause, self.transcribe_early) if pause else None
+        self.timers = TimerTalk(lambda schedule_id: calls.tools.get("SET_TIMER").scheduler
+                                .cancel(schedule_id))  # "no, three minutes" after a timer
+        self.tool_result: ToolResult | None = None  # of the last run_tool
 
     def run(self) -> None:
         calls = self.calls
@@ -197,6 +204,9 @@ class Dialogue:
             if recognise_goodbye(text):
                 self.say([FAREWELL], interruptible=False)
                 return
+            if self.doubt is not None:  # a garbled question is never answered
+                pending = self.say([REASK])
+                continue
             answer = self.answer(text)
             if calls.conversation.filler_after_seconds > 0:
                 answer = WithFiller(answer, calls.conversation.filler_after_seconds,
@@ -215,8 +225,9 @@ class Dialogue:
         one is always the whole of it unless speech ran on to max_utterance_seconds.
         """
         started = time.monotonic()
-        text = self.calls.transcribe(so_far.samples, self.calls.rate).strip()
-        self._early = (so_far.ended_at, text, round((time.monotonic() - started) * 1000))
+        result = self.calls.transcribe(so_far.samples, self.calls.rate)
+        text = transcript_text(result)[0]
+        self._early = (so_far.ended_at, result, round((time.monotonic() - started) * 1000))
         threading.Thread(target=self.prepare, args=(text,), name="prepare", daemon=True).start()
 
     def prepare(self, text: str) -> None:
@@ -233,29 +244,37 @@ class Dialogue:
         early, self._early = self._early, None
         timings: dict = {}
         if early is not None and early[0] == utterance.ended_at:  # no word since the pause
-            text, timings["early_asr_ms"] = early[1], early[2]
+            result, timings["early_asr_ms"] = early[1], early[2]
         else:
             started = time.monotonic()
-            text = self.calls.transcribe(utterance.samples, self.calls.rate).strip()
+            result = self.calls.transcribe(utterance.samples, self.calls.rate)
             timings["asr_ms"] = round((time.monotonic() - started) * 1000)
+        text, transcript = transcript_text(result)
+        understood = recognise(text) is not None or self.timers.corrects(text)
+        self.doubt = doubt(transcript, text, understood)
+        sure = {} if transcript is None else {"avg_logprob": transcript.avg_logprob}
+        if self.doubt is not None:
+            sure["doubt"] = self.doubt.reason
         log.info("caller said %r (%s)", text,
-                 ", ".join(f"{k} {v}" for k, v in timings.items()),
+                 ", ".join(f"{k} {v}" for k, v in {**timings, **sure}.items()),
                  extra={"CALL_ID": self.record.call_id})
         if text:
-            self.add_turn("caller", text, timings=timings)
+            self.add_turn("caller", text, timings=timings, confidence=sure)
         return text
 
     def answer(self, text: str) -> Iterator[str]:
         """The sentences that answer `text`, worked out as they are spoken: a tool the rules
         or the model pick, else the model's reply. Sets answer_tool for the transcript."""
-        intent = recognise(text)
+        intent = self.timers.correction(text) or recognise(text)
         if intent is None and self.calls.router is not None:
             intent = self.route(text)
         if intent is not None:
             tool = self.calls.tools.get(intent.tool)
             if tool is not None and tool.enabled:
                 self.answer_tool = tool.name
-                yield self.run_tool(tool, intent.args)
+                self.tool_result = None
+                spoken = self.run_tool(tool, intent.args)
+                yield self.timers.settle(intent, self.tool_result, spoken)
                 return
         if self.calls.chat is None:
             yield NO_LLM
@@ -283,6 +302,7 @@ class Dialogue:
             result = self.calls.tools.run(tool, args)
         except (ParameterError, ToolError) as exc:
             return f"Sorry, {exc}."
+        self.tool_result = result
         return result.message
 
     def chat_reply(self) -> Iterator[str]:
@@ -333,11 +353,13 @@ class Dialogue:
                 self.add_turn("assistant", " ".join(said), tool, timings)
 
     def add_turn(self, who: str, text: str, tool: str | None = None,
-                 timings: dict | None = None) -> None:
+                 timings: dict | None = None, confidence: dict | None = None) -> None:
         turn = {"who": who, "text": text, "at": iso(utc_now())}
         if tool:
             turn["tool"] = tool
         if timings:
             turn["timings"] = timings
+        if confidence:
+            turn["confidence"] = confidence
         self.transcript.append(turn)
         self.calls.queue.update(self.record.call_id, transcript=tuple(self.transcript))

@@ -8,6 +8,7 @@ import operator
 import re
 from typing import Any
 
+from ..voice.numbers import words_to_digits
 from .base import Parameter, ToolResult
 
 MAX_EXPRESSION = 200
@@ -20,13 +21,36 @@ _BINARY = {
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_FUNCTIONS = {"sqrt": math.sqrt, "abs": abs, "round": round}
-# Spoken arithmetic, as Whisper writes it, to symbols.
+_FUNCTIONS = {"sqrt": math.sqrt, "cbrt": math.cbrt, "abs": abs, "round": round}
+_NUM = r"(-?\d+(?:\.\d+)?)"
+# Spoken arithmetic, as Whisper writes it, to symbols; in order (phrases before their words).
 _WORDS = [
-    (r"\bdivided by\b", "/"), (r"\bover\b", "/"), (r"\btimes\b", "*"), (r"\bmultiplied by\b", "*"),
-    (r"\bplus\b", "+"), (r"\bminus\b", "-"), (r"\bto the power of\b", "**"),
-    (r"\bsquared\b", "**2"), (r"\bcubed\b", "**3"), (r"\bmod(ulo)?\b", "%"),
-    (r"(?<=\d)\s*[x×]\s*(?=\d)", "*"), (r"÷", "/"), (r"\^", "**"), (r"(?<=\d),(?=\d{3})", ""),
+    (r"(?<=\d)%", " percent"), (r"\bper cent\b", "percent"),  # "17 % 5" stays modulo
+    (rf"{_NUM} percent (?:off|discount on|discount off|less than) {_NUM}", r"(\2 * (1 - \1 / 100))"),
+    (rf"{_NUM} percent (?:of|on|from) {_NUM}", r"(\1 / 100 * \2)"),
+    (rf"{_NUM} (?:plus|\+|and) {_NUM} percent", r"(\1 * (1 + \2 / 100))"),
+    (rf"{_NUM} (?:minus|-|less) {_NUM} percent", r"(\1 * (1 - \2 / 100))"),
+    (rf"\b(?:the )?square root of {_NUM}", r"sqrt(\1)"),
+    (rf"\b(?:the )?cube root of {_NUM}", r"cbrt(\1)"),
+    (rf"\b(?:the )?(\d+)(?:st|nd|rd|th) root of {_NUM}", r"(\2 ** (1 / \1))"),
+    (rf"\badd {_NUM} (?:and|to|plus) {_NUM}", r"(\1 + \2)"),
+    (rf"\b(?:the )?sum of {_NUM} and {_NUM}", r"(\1 + \2)"),
+    (rf"\bsubtract {_NUM} from {_NUM}", r"(\2 - \1)"),
+    (rf"\btake (?:away )?{_NUM} (?:away )?from {_NUM}", r"(\2 - \1)"),
+    (rf"\b(?:the )?difference between {_NUM} and {_NUM}", r"(\1 - \2)"),
+    (rf"\bmultiply {_NUM} (?:by|and|times) {_NUM}", r"(\1 * \2)"),
+    (rf"\b(?:the )?product of {_NUM} and {_NUM}", r"(\1 * \2)"),
+    (rf"\bdivide {_NUM} (?:by|into) {_NUM}", r"(\1 / \2)"),
+    (rf"\b(?:double|twice) {_NUM}", r"(2 * \1)"), (rf"\btriple {_NUM}", r"(3 * \1)"),
+    (rf"{_NUM} (?:lots of|of) {_NUM}", r"(\1 * \2)"),  # "half of 50", "3 lots of 7"
+    (r"\bdivided by\b", "/"), (r"\bover\b", "/"), (r"\btimes\b", "*"),
+    (r"\bmultiplied by\b", "*"), (r"\bplus\b", "+"), (r"\bminus\b|\bnegative\b", "-"),
+    # Powers only after a number or a bracket: "squared, cubed" alone is no sum.
+    (r"(?<=[\d)]) (?:to the power of|raised to the power of|raised to|to the power)\b", " **"),
+    (r"(?<=[\d)]) to the (\d+)(?:st|nd|rd|th)(?: power)?\b", r" ** \1"),
+    (r"(?<=[\d)]) squared\b", " ** 2"), (r"(?<=[\d)]) cubed\b", " ** 3"),
+    (r"\bmod(?:ulo)?\b", "%"),
+    (r"(?<=\d)\s*[x×]\s*(?=[\d(])", " * "), (r"÷", "/"), (r"\^", "**"),
 ]
 
 
@@ -35,7 +59,9 @@ class CalcError(ValueError):
 
 
 def normalise(expression: str) -> str:
-    text = expression.lower().strip().rstrip("?.!")
+    """Symbols for a spoken expression: "15 percent of two hundred" -> "(15 / 100 * 200)"."""
+    text = words_to_digits(expression.strip().rstrip("?.!"))
+    text = re.sub(r"\s+", " ", text)
     for pattern, symbol in _WORDS:
         text = re.sub(pattern, symbol, text)
     return text
@@ -49,6 +75,8 @@ def evaluate(expression: str) -> int | float:
     except SyntaxError:
         raise CalcError(f"'{expression}' is not an arithmetic expression") from None
     value = _eval(tree.body)
+    if isinstance(value, float) and math.isfinite(value):
+        value = float(f"{value:.12g}")  # cbrt(27) is 3.0000000000000004, 0.1 + 0.2 too
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value) or abs(value) > MAX_MAGNITUDE:
             raise CalcError("the result is too large")
@@ -78,7 +106,8 @@ def _eval(node: ast.AST) -> int | float:
         if node.func.id == "sqrt" and argument < 0:
             raise CalcError("the square root of a negative number")
         return _FUNCTIONS[node.func.id](argument)
-    raise CalcError("only numbers, + - * / // % **, parentheses, sqrt, abs and round are allowed")
+    raise CalcError("only numbers, + - * / // % **, parentheses, sqrt, cbrt, abs and round "
+                    "are allowed")
 
 
 def spoken_number(value: int | float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -11,6 +12,26 @@ from .base import Parameter, ParameterError, ToolResult
 
 MAX_DURATION = 7 * 24 * 3600
 DEFAULT_MESSAGE = "Your timer is done."
+_REMINDER = re.compile(r"This is your reminder(?: (to|about) (.+?))?\.?")
+
+
+def reminder_message(what: str = "", about: bool = False) -> str:
+    """What a reminder says when it calls: "This is your reminder to call Bob."."""
+    if not what:
+        return "This is your reminder."
+    return f"This is your reminder {'about' if about else 'to'} {what}."
+
+
+def confirmation(duration: int, message: str) -> str:
+    """What the caller hears on setting it: exactly what was understood, so a misheard
+    duration or errand is heard at once."""
+    when = spoken_duration(duration)
+    reminder = _REMINDER.fullmatch(message)
+    if reminder is None:
+        return f"Timer set for {when}."
+    if not reminder.group(2):
+        return f"I'll call you in {when} with your reminder."
+    return f"I'll call you in {when} to remind you {reminder.group(1)} {reminder.group(2)}."
 
 
 def spoken_duration(seconds: int) -> str:
@@ -54,7 +75,7 @@ class TimerTool:
         except ScheduleRequestError as exc:
             raise ParameterError(str(exc)) from None
         record = self.scheduler.add(record)
-        return ToolResult(True, f"Timer set for {spoken_duration(duration)}.", {
+        return ToolResult(True, confirmation(duration, message), {
             "schedule_id": record.schedule_id, "fires_at": scheduled_for(record),
             "duration": duration, "extension": extension,
         })

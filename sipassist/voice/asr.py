@@ -24,6 +24,7 @@ import struct
 import threading
 import time
 import wave
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from ..models import ModelNotFound, ResolvedModel
-from .resample import resample, to_float32
+from .resample import resample, to_float32, to_pcm16
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_SURE = 0.8  # above this, skip whatever the log probability (silence -> "you")
 SILENCE_PEAK = 1e-3  # -60 dBFS
 MAX_DECODER_LENGTH = 448  # Whisper's text context
+MAX_PROMPT_TOKENS = MAX_DECODER_LENGTH // 2 - 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,21 @@ class Transcript:
     tokens: int = 0  # tokens decoded on the short path (0 on the full path)
     # "", "silence", "no-speech", "repeat-cut" or "token-cap" (then retried on the full path)
     note: str = ""
+    # How sure the model was (voice/confidence.py judges them): the mean log probability of
+    # the text's tokens, the probability that there was no speech at all, and how well the
+    # text compresses (a decoder loop compresses well). 0.0 where the model did not run.
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    text: str
+    note: str = ""
+    tokens: int = 0
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
 
 
 def choose_window(audio_seconds: float) -> int | None:
@@ -128,7 +145,7 @@ def is_silent(audio: np.ndarray) -> bool:
 class Transcriber:
     """English transcription of short utterances on the CPU; one model shared by all callers."""
 
-    def __init__(self, model: ResolvedModel, cpu_threads: int = 2):
+    def __init__(self, model: ResolvedModel, cpu_threads: int = 2, prompt: str = ""):
         self.model_info = model
         started = time.perf_counter()
         if not (Path(model.path) / "tokenizer.json").is_file():
@@ -150,7 +167,8 @@ class Transcriber:
         )
         self._tokenizer = tokenizer
         # As faster-whisper builds it: <|startoftranscript|>[<|en|><|transcribe|>]<|notimestamps|>
-        self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        self._prompt: list[int] = []
+        self.prompt = prompt
         self._suppress = _suppressed_tokens(tokenizer)
         extractor = self._model.feature_extractor
         self._rate = extractor.sampling_rate
@@ -166,6 +184,24 @@ class Transcriber:
         )
 
     # --- public API -------------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> str:
+        """Text the decoder sees as if said just before (Whisper's initial prompt): the words
+        the tools care about, so "humid" is not heard as "human" (voice/bias.py)."""
+        return self._prompt_text
+
+    @prompt.setter
+    def prompt(self, text: str) -> None:
+        tokenizer = self._tokenizer
+        self._prompt_text = text.strip()
+        previous: list[int] = []
+        if self._prompt_text:
+            # As faster-whisper does it: <|startofprev|> and at most 223 tokens of text.
+            previous = [tokenizer.sot_prev,
+                        *tokenizer.encode(" " + self._prompt_text)[-(MAX_PROMPT_TOKENS):]]
+        self._prompt = [*previous, *tokenizer.sot_sequence, tokenizer.no_timestamps]
+        self._prompt_length = len(previous)
 
     def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
         """Text of mono audio at any rate (float in [-1, 1] or int16)."""
@@ -184,27 +220,31 @@ class Transcriber:
         started = time.perf_counter()
         window = None if full else choose_window(seconds)
         if is_silent(audio):
-            text, note, tokens, path, window = "", "silence", 0, "none", window or 30
+            decoded, path, window = _Decoded("", "silence"), "none", window or 30
         elif window is None:
-            text, note, tokens, path, window = self._full(audio), "", 0, "full", 30
+            decoded, path, window = self._full(audio), "full", 30
         else:
-            text, note, tokens = self._short(audio, window)
-            path = "short"
-            if note == "token-cap":  # no end of text within the cap and no loop to cut
-                log.info("short window hit the %d-token cap; decoding again in full", tokens)
-                text, path, window = self._full(audio), "full", 30
+            decoded, path = self._short(audio, window), "short"
+            if decoded.note == "token-cap":  # no end of text within the cap and no loop to cut
+                log.info("short window hit the %d-token cap; decoding again in full",
+                         decoded.tokens)
+                decoded, path, window = self._full(audio), "full", 30
         self.last_window_seconds, self.last_path = window, path
         elapsed = time.perf_counter() - started
+        text = decoded.text
         log.debug(
-            "transcribed %.2f s (%s path, %d s window%s) in %.3f s: %r",
-            seconds, path, window, f", {note}" if note else "", elapsed, text,
+            "transcribed %.2f s (%s path, %d s window%s) in %.3f s: %r (logprob %.2f)",
+            seconds, path, window, f", {decoded.note}" if decoded.note else "", elapsed, text,
+            decoded.avg_logprob,
         )
-        return Transcript(text, seconds, window, path, elapsed, tokens, note)
+        return Transcript(text, seconds, window, path, elapsed, decoded.tokens, decoded.note,
+                          round(decoded.avg_logprob, 4), round(decoded.no_speech_prob, 4),
+                          round(compression_ratio(text), 4))
 
     # --- the two paths ------------------------------------------------------------------------
 
-    def _short(self, audio: np.ndarray, window: int) -> tuple[str, str, int]:
-        """(text, note, tokens) from one greedy decode of a `window`-second mel."""
+    def _short(self, audio: np.ndarray, window: int) -> _Decoded:
+        """One greedy decode of a `window`-second mel."""
         samples = window * self._rate
         padded = np.zeros(samples, np.float32)
         padded[: min(audio.size, samples)] = audio[:samples]
@@ -214,7 +254,9 @@ class Transcriber:
         # CTranslate2 4.x stops Whisper after max_length // 2 new tokens (measured; Whisper's own
         # sample_len is n_text_ctx // 2); if a release counts max_length in full instead, the
         # slice below still keeps the cap.
-        max_length = min(MAX_DECODER_LENGTH, 2 * budget)
+        # The prompt's tokens count towards max_length (measured: a 133-token prompt left
+        # nothing for the text under the old cap).
+        max_length = min(MAX_DECODER_LENGTH, self._prompt_length + 2 * budget)
         with self._lock:
             self.short_calls += 1
             result = self._model.model.generate(
@@ -230,23 +272,42 @@ class Transcriber:
         tokens = result.sequences_ids[0][:budget]
         capped = len(tokens) >= budget
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        sure = {"tokens": len(tokens), "avg_logprob": avg_logprob,
+                "no_speech_prob": result.no_speech_prob}
         if result.no_speech_prob > NO_SPEECH_SURE or (
             result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOG_PROB_THRESHOLD
         ):
-            return "", "no-speech", len(tokens)
+            return _Decoded("", "no-speech", **sure)
         raw = self._tokenizer.decode(tokens).strip()
         text = cut_repetition(raw, truncated=capped)
         if text != raw:
-            return text, "repeat-cut", len(tokens)
-        return text, "token-cap" if capped else "", len(tokens)
+            return _Decoded(text, "repeat-cut", **sure)
+        return _Decoded(text, "token-cap" if capped else "", **sure)
 
-    def _full(self, audio: np.ndarray) -> str:
+    def _full(self, audio: np.ndarray) -> _Decoded:
         with self._lock:
             self.full_calls += 1
             segments, _info = self._model.transcribe(
-                audio, language="en", beam_size=1, vad_filter=False
+                audio, language="en", beam_size=1, vad_filter=False,
+                initial_prompt=self._prompt_text or None,
             )
-            return " ".join(segment.text.strip() for segment in segments).strip()
+            segments = list(segments)
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        if not segments:
+            return _Decoded(text)
+        weights = [max(1, len(segment.tokens)) for segment in segments]
+        total = sum(weights)
+        return _Decoded(
+            text,
+            avg_logprob=sum(w * s.avg_logprob for w, s in zip(weights, segments)) / total,
+            no_speech_prob=max(segment.no_speech_prob for segment in segments),
+        )
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of the text over bytes zlib makes of it, as Whisper computes it (> 2.4: a loop)."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
 def _suppressed_tokens(tokenizer: Tokenizer) -> list[int]:
@@ -301,6 +362,15 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """16-bit mono PCM WAV."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(to_pcm16(samples))
+
+
 _NON_WORD = re.compile(r"[^a-z0-9']+")
 
 
@@ -311,7 +381,11 @@ def normalise_words(text: str) -> list[str]:
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """(substitutions + deletions + insertions) / reference words, ignoring case and punctuation."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
+    return words_error_rate(normalise_words(reference), normalise_words(hypothesis))
+
+
+def words_error_rate(ref: list[str], hyp: list[str]) -> float:
+    """Word error rate of already normalised word lists."""
     if not ref:
         return 0.0 if not hyp else 1.0
     # Levenshtein distance over words, one row at a time.

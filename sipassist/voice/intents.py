@@ -6,11 +6,18 @@ Each rule maps to a tool call with arguments; anything not recognised goes to th
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tools.calc import normalise
+from ..tools.timer import reminder_message
 from .choice import words
+from .numbers import has_number, parse_duration
+
+__all__ = ["GOODBYE", "TOOL", "Intent", "arithmetic", "has_number", "parse_duration",
+           "place_timezone", "recognise"]
 
 GOODBYE = "goodbye"
 TOOL = "tool"
@@ -42,73 +49,70 @@ PLACES = {
     "melbourne": "Australia/Melbourne", "auckland": "Pacific/Auckland", "utc": "UTC",
 }
 
-_UNITS = {"zero": 0, "one": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-          "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-          "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
-          "eighteen": 18, "nineteen": 19, "couple": 2, "few": 3}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-         "eighty": 80, "ninety": 90}
-_SECONDS = {"second": 1, "seconds": 1, "sec": 1, "secs": 1, "minute": 60, "minutes": 60,
-            "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
+# What a sum is made of once calc.normalise has turned words into symbols.
+_MATH_TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]")
+_TOKEN = re.compile(r"sqrt|cbrt|\*\*|\d+(?:\.\d+)?|[-+*/%()]|[a-z']+|\S")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_BINARY = ("+", "*", "/", "%", "**", ")")  # cannot start a sum ("+ 8" parses in Python)
 
 
-def _number(tokens: list[str], i: int) -> tuple[float, int] | None:
-    """A number starting at tokens[i] (digits or words); returns (value, tokens used)."""
-    token = tokens[i]
-    if re.fullmatch(r"\d+(\.\d+)?", token):
-        return float(token), 1
-    if token in _TENS:
-        if i + 1 < len(tokens) and tokens[i + 1] in _UNITS and _UNITS[tokens[i + 1]] < 10:
-            return _TENS[token] + _UNITS[tokens[i + 1]], 2
-        return _TENS[token], 1
-    if token in _UNITS:
-        return _UNITS[token], 1
-    if token == "half":
-        return 0.5, 1
-    return None
-
-
-def has_number(text: str) -> bool:
-    """Whether the text holds a number, in digits or words ("a" and "an" do not count)."""
-    tokens = [t for t in re.findall(r"\d+(?:\.\d+)?|[a-z]+", text.lower()) if t not in ("a", "an")]
-    return any(_number(tokens, i) for i in range(len(tokens)))
-
-
-def parse_duration(text: str) -> int | None:
-    """Seconds in "five minutes", "1 hour and 30 minutes", "half an hour", "90 seconds"."""
-    tokens = [t for t in re.findall(r"\d+(?:\.\d+)?|[a-z]+", text.lower()) if t != "and"]
-    total, found, i = 0.0, False, 0
-    while i < len(tokens):
-        parsed = _number(tokens, i)
-        if parsed:
-            value, used = parsed
-            j = i + used
-            if j < len(tokens) and tokens[j] in ("a", "an") and value == 0.5:
-                j += 1  # "half an hour"
-            if j < len(tokens) and tokens[j] in _SECONDS:
-                total += value * _SECONDS[tokens[j]]
-                found = True
-                i = j + 1
-                continue
-        i += 1
-    return int(round(total)) if found and total > 0 else None
-
-
-def _arithmetic(text: str) -> str | None:
-    """The arithmetic part of "what's 25 times 4 plus 10?", or None."""
+def arithmetic(text: str) -> str | None:
+    """The sum in an utterance, in symbols: "what's 15 percent of two hundred?" ->
+    "(15 / 100 * 200)". The longest stretch of numbers and operators that parses and holds
+    an operation; None when there is none ("I'm over 18", "it's minus 5 outside")."""
     # A pause mid-question comes back as "25 times 4? Plus 10.": only a decimal point stays.
-    lowered = re.sub(r"[?!]|\.(?!\d)", " ", text.lower().replace(",", ""))
-    if not re.search(r"\d", lowered):
+    lowered = re.sub(r"[?!;:]|,(?!\d{3}\b)|\.(?!\d)", " ", text.lower())
+    found = _TOKEN.findall(normalise(lowered))
+    best: list[str] = []
+    run: list[str] = []
+    numbers = sum(1 for token in found if _NUMBER.fullmatch(token))
+    for token in [*found, ""]:
+        if token and _MATH_TOKEN.fullmatch(token):
+            run.append(token)
+            continue
+        # An operator with a word for its operand ("what is a plus 8 plus 8") does not parse:
+        # the number was misheard, and 8 + 8 would be a confident wrong answer.
+        if len(run) > len(best) and run[0] not in _BINARY and _is_operation(" ".join(run)):
+            best = run
+        run = []
+    # Every number must be in the sum: "what's 20 vibes times 4 plus 10" is a misheard
+    # question, not 4 + 10 (the confidence check asks again).
+    if sum(1 for token in best if _NUMBER.fullmatch(token)) != numbers:
         return None
-    if not re.search(r"\b(plus|minus|times|divided|multiplied|over|squared|cubed|power)\b|"
-                     r"[-+*/x×÷^]", lowered):
-        return None
-    match = re.search(r"[\d(].*", lowered)
-    if not match:
-        return None
-    expression = re.sub(r"[?.!]+$", "", match.group(0)).strip()
-    expression = re.sub(r"\b(equals?|is|please)\b.*$", "", expression).strip()
-    return expression or None
+    expression = " ".join(best)
+    return re.sub(r"(?<=[(t]) (?=\()|(?<=\() | (?=\))", "", expression) or None
+
+
+def _is_operation(expression: str) -> bool:
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return False
+    return isinstance(tree.body, (ast.BinOp, ast.Call))
+
+
+_TIMER = re.compile(r"\b(timer|countdown|count down|wake me|call me back|call me in|ring me|"
+                    r"set a time (for|of))\b")  # "timer" is often heard as "time"
+# The caller's words, as the assistant says them back: "call my mum" -> "call your mum".
+_PERSON = {"my": "your", "me": "you", "i": "you", "i'm": "you're", "myself": "yourself",
+           "mine": "yours", "i'll": "you'll", "i've": "you've"}
+
+
+def reminder(text: str) -> str:
+    """The reminder's message, from "remind me in ten minutes to call Bob" or "remind me to
+    take my pills in an hour": "This is your reminder to take your pills."."""
+    said = re.sub(r"[.?!]+$", "", text.strip())
+    found = re.search(r"\b(to|about)\s+(.+)$", said, re.IGNORECASE)
+    if not found:
+        return reminder_message()
+    what = found.group(2)
+    # "... in ten minutes" at the end belongs to the when, not the what.
+    when = re.search(r"\s+(in|after|for)\s+(.+)$", what, re.IGNORECASE)
+    if when and parse_duration(when.group(2)):
+        what = what[:when.start()]
+    what = re.sub(r"\bI am\b", "you are", re.sub(r"\bI was\b", "you were", what))
+    what = " ".join(_PERSON.get(word.lower(), word) for word in what.split())
+    return reminder_message(what.strip(" ,"), about=found.group(1).lower() == "about")
 
 
 def place_timezone(text: str) -> str | None:
@@ -129,28 +133,36 @@ def recognise(text: str) -> Intent | None:
                  joined) and len(said) <= 8:
         return Intent(GOODBYE)
     if re.search(r"\b(remind me|reminder)\b", joined):
-        duration = parse_duration(joined)
+        duration = parse_duration(text)  # words() would split 2.5
         if duration:
-            what = re.search(r"\bto (.+)$", joined)
-            message = f"This is your reminder to {what.group(1)}." if what else "This is your reminder."
-            return Intent(TOOL, "SET_TIMER", {"duration": duration, "message": message})
-    if re.search(r"\btimer\b", joined):
-        duration = parse_duration(joined)
+            return Intent(TOOL, "SET_TIMER", {"duration": duration, "message": reminder(text)})
+    if _TIMER.search(joined):
+        duration = parse_duration(text)  # words() would split 2.5
         if duration:
             return Intent(TOOL, "SET_TIMER", {"duration": duration})
-    expression = _arithmetic(text)
-    if expression and re.search(r"\b(what|what's|whats|calculate|how much|compute)\b|\d",
-                                joined):
+    if expression := arithmetic(text):
         return Intent(TOOL, "CALC", {"expression": expression})
-    if re.search(r"\b(weather|temperature|how (hot|cold|warm)|raining|rain|humid|windy|wind)\b",
-                 joined):
+    if re.search(r"\b(weather|temperature|forecast|how (hot|cold|warm)|raining|rain|humid|"
+                 r"humidity|windy|wind|freezing (out|outside)|sunny)\b", joined):
         return Intent(TOOL, "WEATHER", {})
     if re.search(r"\bwhat time\b|\bthe time\b|\btime is it\b", joined):
         args: dict[str, Any] = {"format": "time"}
         if zone := place_timezone(text):
             args["timezone"] = zone
+        elif _SOMEWHERE.search(joined):  # "in pairs": a place misheard or not known here
+            return None  # not the local time: the model's routing or the LLM may know it
         return Intent(TOOL, "DATETIME", args)
-    if re.search(r"\b(what day|what's the date|whats the date|what is the date|today's date|"
-                 r"what date)\b", joined):
+    if _DATE.search(joined) and not re.search(r"\b(plus|minus|times)\b", joined):
+        # not "what is day plus day plus day" ("8 plus 8 plus 8", misheard)
         return Intent(TOOL, "DATETIME", {"format": "date"})
     return None
+
+
+# "... in <somewhere>" after a time question, other than "in the morning", "in here", ...
+_SOMEWHERE = re.compile(r"\bin (?!(the )?(morning|afternoon|evening|night|here|now|total|"
+                        r"words|numbers|this|my|our|your)\b)[a-z]+")
+# Questions about today: the date's answer says the weekday first ("It's Monday, ...").
+_DATE = re.compile(
+    r"\b(what|which) day\b|\bwhat(s| is|'s) (the )?(date|day)\b|\btoday's date\b|"
+    r"\bwhat date\b|\bwhat(s| is|'s) today\b|\bday of the week\b|"
+    r"\bwhat (month|year) is it\b|\bthe date today\b")

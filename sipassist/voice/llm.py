@@ -48,24 +48,46 @@ def sentences(pieces: Iterable[str]) -> Iterator[str]:
 
 
 # A small model states times and temperatures it cannot know; such a reply is not spoken.
-_INVENTED_FACT = re.compile(r"\b\d{1,2}:\d{2}\b|\b[ap]\.?m\.?\b|\bdegrees\b|"
-                            r"\b(today is|it is currently|the time is)\b", re.IGNORECASE)
+# A time is a clock reading ("10:30"), or an hour with a.m./p.m. or o'clock ("5 am", "five
+# p.m."): "am" alone is the verb ("I am", "am I"), so it counts only after a number. A
+# temperature is a number of degrees said of now ("it's 72 degrees", "currently 20°C"), not a
+# fact ("water boils at 100 degrees").
+_HOUR = r"(?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_CLOCK = re.compile(
+    r"\b\d{1,2}:\d{2}\b"
+    r"|\b\d{1,2}\s*(?:a\.?m\b\.?|p\.?m\b\.?)"  # 5 am, 5pm, 5 a.m.
+    rf"|\b{_HOUR}\s+(?:a\.m\.|p\.m\.|pm\b|o'?clock\b)"  # five p.m., six o'clock
+    r"|\b(?:today is|it is currently|the time is|the date is)\b", re.IGNORECASE)
+_DEGREES = re.compile(r"-?\d+(?:\.\d+)?\s*(?:°|degrees?\b)", re.IGNORECASE)
+_NOW = re.compile(r"\b(?:it's|it is|currently|right now|today|tonight|outside|temperature|"
+                  r"weather|high of|low of|feels like)\b", re.IGNORECASE)
+
+
+def invents_a_fact(sentence: str) -> bool:
+    """Whether a sentence states the time, the date or the temperature now."""
+    return bool(_CLOCK.search(sentence)
+                or (_DEGREES.search(sentence) and _NOW.search(sentence)))
+
+
 CANNOT_CHECK = "Sorry, I can't check that."
 
 
 def guarded(replies: Iterable[str]) -> Iterator[str]:
     """Pass sentences through until one states a time or temperature; then apologise."""
     for sentence in replies:
-        if _INVENTED_FACT.search(sentence):
+        if invents_a_fact(sentence):
             log.info("dropped a made-up fact from the model: %r", sentence)
             yield CANNOT_CHECK
             return
         yield sentence
 
 
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
+
+
 def clean(text: str) -> str:
-    """Drop what should not be read aloud (markdown, emoji)."""
-    text = re.sub(r"[*_`#>|]+", "", text)
+    """Drop what should not be read aloud (markdown, emoji); H₂O is said as H2O."""
+    text = re.sub(r"[*_`#>|]+", "", text.translate(_SUBSCRIPTS))
     return re.sub(r"[^\x00-\u024f\u2018-\u201d]", "", text).strip()
 
 
