@@ -35,6 +35,7 @@ class Turns:
         record = CallRecord(call_id="in-1", extension="1001", dial_uri="sip:1001@127.0.0.1",
                             message="", seq=0, status=IN_PROGRESS, direction="inbound")
         self.dialogue = Dialogue(calls, None, record)
+        self.dialogue.callback = "1001"  # what [sip.trust] allows a caller on the dial domain
 
     def say(self, text: str) -> str:
         return " ".join(self.dialogue.answer(text))
