@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import tinydb
 from tinydb import where
@@ -24,13 +24,32 @@ from tinydb.table import Table
 log = logging.getLogger(__name__)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename in `directory` durable: the new entry is in the directory's own blocks."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_atomically(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o600) -> None:
+    """Write `path` through `write(file)` so that a kill at any moment leaves the old or the new
+    complete file: a temporary file in the same directory, fsynced, renamed over the target
+    (atomic within one filesystem), then the directory fsynced so the rename survives a power cut.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def _is_tinydb_shape(data: Any) -> bool:
@@ -73,19 +92,7 @@ class AtomicJSONStorage(Storage):
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(data, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
+        replace_atomically(self.path, lambda file: file.write(json.dumps(data).encode()))
 
     def _move_aside(self) -> None:
         """Keep a corrupt file for a person to inspect rather than overwrite it."""
@@ -96,7 +103,7 @@ class AtomicJSONStorage(Storage):
             n += 1
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
         os.replace(self.path, aside)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         log.warning(
             "%s is not a valid database; moved it to %s and starting empty", self.path, aside
         )
