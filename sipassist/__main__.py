@@ -55,6 +55,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.call import run as run_call
 
         return run_call(settings, questions=args.questions, json_path=args.json)
+    if args.what == "knowledge":
+        from .bench.knowledge import run as run_knowledge
+
+        return run_knowledge(settings, json_path=args.json)
     return 2
 
 
@@ -74,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call"],
+    bench.add_argument("what", choices=["asr", "call", "knowledge"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
-                            "latency of real calls over loopback")
+                            "latency of real calls over loopback; knowledge: insert rate, "
+                            "query latency and recall of the knowledge base (JSON in "
+                            "bench-results/knowledge.json unless --json)")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,

@@ -18,6 +18,7 @@ from .calls.runner import ActiveCalls, CallRunner
 from .calls.scheduled import ScheduledCalls
 from .config import Settings
 from .calls.inbound import InboundCalls
+from .knowledge import open_knowledge_base
 from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
 from .voice.llm import Chat, LocalChat, RemoteChat
 from .voice.routing import ToolRouter
@@ -122,9 +123,11 @@ class Daemon:
                                     self.transcriber.transcribe, self.chat, s, self.active,
                                     self._call_finished, self.router)
         self.switchboard.on_incoming = self.inbound.handle
+        self.knowledge = open_knowledge_base(s)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
-                            tools=self.tools, schedules=self.schedules)
+                            tools=self.tools, schedules=self.schedules,
+                            knowledge=self.knowledge)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None

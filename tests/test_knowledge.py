@@ -275,3 +275,23 @@ def test_the_model_resolves_from_packages_and_a_copy_is_verified(tmp_path: Path)
         resolve_embedding_model(tmp_path)
     assert any("embedding  MISSING" in line and "sha256" in line
                for line in describe_models(ModelSettings(), tmp_path))
+
+
+def test_without_the_model_a_table_needing_vectors_is_left_out_not_lost(
+        kb: KnowledgeBase, embedder: Embedder, tmp_path: Path) -> None:
+    from sipassist.models import ModelNotFound
+
+    clinic_table(kb)
+    document = json.loads((kb.directory / "clinic.json").read_text())
+    (kb.directory / document["vectors"]).unlink()
+
+    def missing():
+        raise ModelNotFound("no embedding model (the test removed it)")
+
+    without = KnowledgeBase(kb.directory, Embedder(missing))  # the daemon still starts
+    assert without.tables() == []
+    with pytest.raises(AlreadyExists, match="could not be loaded"):
+        without.create("clinic")
+    assert json.loads((kb.directory / "clinic.json").read_text()) == document
+    again = KnowledgeBase(kb.directory, embedder)
+    assert again.table("clinic")["rows"] == len(CLINIC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bottle
 
-from . import auth, calls, errors, health, schedule, speak, tools
+from . import auth, calls, errors, health, knowledge, schedule, speak, tools
 from .services import Services
 
 
@@ -17,4 +17,5 @@ def build_app(services: Services) -> bottle.Bottle:
     speak.install(app, services)
     tools.install(app, services)
     schedule.install(app, services)
+    knowledge.install(app, services.knowledge)
     return app

@@ -33,6 +33,11 @@ def _answering(handler):
     return wrapper
 
 
+def _json_list(items: list) -> str:
+    bottle.response.content_type = "application/json"
+    return json.dumps(items)
+
+
 def _query_int(name: str, default: int, low: int, high: int) -> int:
     raw = bottle.request.query.get(name)
     if raw is None or raw == "":
@@ -115,7 +120,7 @@ def install(app: bottle.Bottle, knowledge: KnowledgeBase) -> None:
     @app.get("/v1/knowledge")
     @_answering
     def list_tables():
-        return json.dumps(knowledge.tables())
+        return _json_list(knowledge.tables())
 
     @app.post("/v1/knowledge")
     @_answering
@@ -171,4 +176,4 @@ def install(app: bottle.Bottle, knowledge: KnowledgeBase) -> None:
         data = json_object({"query", "limit", "min_score"})
         hits = knowledge.search(name, data.get("query"), data.get("limit", 5),
                                 data.get("min_score", 0.0))
-        return json.dumps([hit.to_json() for hit in hits])
+        return _json_list([hit.to_json() for hit in hits])

@@ -9,6 +9,7 @@ from ..calls.queue import CallQueue
 from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
+from ..knowledge import KnowledgeBase
 from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
 
@@ -23,3 +24,4 @@ class Services:
     speak: Speak
     tools: ToolRegistry
     schedules: ScheduledCalls
+    knowledge: KnowledgeBase

@@ -103,6 +103,9 @@ class KnowledgeBase:
             if name in self._tables:
                 raise AlreadyExists(f"knowledge table {name!r} already exists: pick another name"
                                     " or add rows to it")
+            if storage.exists(self.directory, name):  # left out at start: never overwrite it
+                raise AlreadyExists(f"knowledge table {name!r} is on disk but could not be"
+                                    " loaded (see the daemon's log): restart once it is fixed")
             if len(self._tables) >= self.limits.max_tables:
                 raise LimitExceeded(f"there are already {len(self._tables)} knowledge tables, the"
                                     f" limit (knowledge.max_tables): delete one first")

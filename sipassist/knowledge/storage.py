@@ -96,6 +96,11 @@ def save(directory: Path, table: Table, previous: Table | None) -> Table:
     return replace(table, vectors_file=filename)
 
 
+def exists(directory: Path, name: str) -> bool:
+    """A table file by this name is on disk (loaded or not)."""
+    return _json_path(directory, name).exists()
+
+
 def delete(directory: Path, table: Table) -> None:
     """Remove a table: its JSON file first (the commit point), then its vectors."""
     _json_path(directory, table.name).unlink(missing_ok=True)
@@ -164,18 +169,24 @@ def load_all(directory: Path, model: str, dimension: int,
     tables: dict[str, Table] = {}
     if not directory.is_dir():
         return tables
+    wanted = set()
     for path in sorted(directory.glob("*.json")):
         try:
             table = _parse(json.loads(path.read_bytes()), path.stem)
         except (OSError, ValueError) as exc:  # ValueError includes bad JSON and bad UTF-8
             _move_aside(path, str(exc))
             continue
+        wanted.add(table.vectors_file)
         vectors = _load_vectors(directory, table, model, dimension)
         if vectors is None:
-            vectors = embed([row.content for row in table.rows])
-            table = save(directory, replace(table, model=model, vectors=vectors), table)
+            try:
+                vectors = embed([row.content for row in table.rows])
+                table = save(directory, replace(table, model=model, vectors=vectors), table)
+            except Exception as exc:  # no model, disk full: the daemon goes on without it
+                log.error("knowledge table %s left out until the next start: %s", table.name, exc)
+                continue
         tables[table.name] = replace(table, vectors=vectors)
-    wanted = {table.vectors_file for table in tables.values()}
+        wanted.add(table.vectors_file)
     for leftover in [*directory.glob("*.npy"), *directory.glob(".*.tmp")]:
         if leftover.name not in wanted:
             leftover.unlink(missing_ok=True)
