@@ -295,3 +295,25 @@ def test_without_the_model_a_table_needing_vectors_is_left_out_not_lost(
     assert json.loads((kb.directory / "clinic.json").read_text()) == document
     again = KnowledgeBase(kb.directory, embedder)
     assert again.table("clinic")["rows"] == len(CLINIC)
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, key", [
+    ({"max_tables": 0}, "knowledge.max_tables"), ({"max_rows": 0}, "knowledge.max_rows"),
+    ({"max_row_chars": 10}, "knowledge.max_row_chars"), ({"threads": 0}, "knowledge.threads"),
+    ({"max_rows": "many"}, "knowledge.max_rows"), ({"rows": 5}, "knowledge.rows"),
+])
+def test_knowledge_settings_errors_name_the_key(values: dict, key: str) -> None:
+    from sipassist.config import ConfigError, parse
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse({"knowledge": values})
+
+
+def test_the_shipped_config_documents_the_knowledge_section() -> None:
+    text = (Path(__file__).parent.parent / "config" / "sipassist.toml").read_text()
+    assert "\n[knowledge]\n" in text
+    for name in ("max_tables", "max_rows", "max_row_chars", "max_metadata_bytes",
+                 "max_upload_bytes", "threads"):
+        assert f"# {name} = " in text
