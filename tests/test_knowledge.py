@@ -108,6 +108,10 @@ def test_search_over_several_tables_embeds_once_and_merges(kb: KnowledgeBase) ->
     hits = kb.search_tables(["clinic", "staff"], "Which day is the children's doctor in?", 2)
     assert hits[0].table == "staff" and "Patel" in hits[0].content
     assert kb.search("staff", "parking", limit=5)[0].table == "staff"
+    with pytest.raises(NotFound):
+        kb.search_tables(["clinic", "gone"], "parking")
+    assert kb.search_tables(["gone", "clinic"], "parking", 1, skip_missing=True)[0].table \
+        == "clinic"
 
 
 def test_an_empty_table_finds_nothing(kb: KnowledgeBase) -> None:

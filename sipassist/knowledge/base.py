@@ -196,9 +196,17 @@ class KnowledgeBase:
         return self.search_tables([table], query, limit, min_score)
 
     def search_tables(self, tables: Iterable[str], query: str, limit: int = 5,
-                      min_score: float = 0.0) -> list[Hit]:
-        """As `search`, over several tables at once (the query is embedded once)."""
-        chosen = [self._get(name) for name in dict.fromkeys(tables)]
+                      min_score: float = 0.0, skip_missing: bool = False) -> list[Hit]:
+        """As `search`, over several tables at once (the query is embedded once).
+
+        With `skip_missing`, a table that does not exist (deleted since an agent was given it)
+        is passed over instead of raising NotFound.
+        """
+        found = {name: self._tables.get(name) for name in tables}
+        if not skip_missing:
+            for name in found:
+                self._get(name)  # NotFound for the first missing one
+        chosen = [table for table in found.values() if table is not None]
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query: write the question or text to search for")
         if len(query) > MAX_QUERY_CHARS:
