@@ -222,7 +222,9 @@ class KnowledgeBase:
         vector = self.embedder.embed([query.strip()])[0]
         hits: list[Hit] = []
         for table in chosen:
-            scores = table.vectors @ vector
+            # Not `vectors @ vector`: OpenBLAS runs that matrix-vector product on all its threads
+            # from ~10k rows, which on a busy box took 7-20 ms instead of einsum's ~1 ms.
+            scores = np.einsum("ij,j->i", table.vectors, vector)
             count = min(limit, len(scores))
             best = np.argpartition(-scores, count - 1)[:count]
             hits.extend(Hit(table.name, table.rows[i].id, table.rows[i].content,
