@@ -25,7 +25,7 @@ BATCH_SIZE = 32
 
 
 class Embedder:
-    """Thread-safe text embedding; `resolve` finds and verifies the model files when first needed."""
+    """Thread-safe text embedding; `resolve` finds and verifies the model files on first use."""
 
     name = EMBEDDING_MODEL  # stored with the vectors: those of another model do not compare
 

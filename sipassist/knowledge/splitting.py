@@ -58,7 +58,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _sections(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """One row per heading with text under it: "Heading: paragraph…", metadata its heading path."""
+    """A row per heading with text under it: "Heading: paragraph…", metadata its heading path."""
     sections: list[tuple[list[str], list[str]]] = []
     path: list[str] = []
     body: list[str] = []
