@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass, replace
 
 from .api.app import build_app
+from .api.gate import listen_host
+from .api.keys import KeyStore
 from .api.server import ApiServer
 from .api.services import Services
 from .calls.model import CallRecord
@@ -123,12 +125,17 @@ class Daemon:
                                     self.transcriber.transcribe, self.chat, s, self.active,
                                     self._call_finished, self.router)
         self.switchboard.on_incoming = self.inbound.handle
+        self.keys = KeyStore(s.paths.state_dir)
         self.knowledge = open_knowledge_base(s)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
-                            tools=self.tools, schedules=self.schedules,
+                            tools=self.tools, schedules=self.schedules, keys=self.keys,
                             knowledge=self.knowledge)
-        self.api = ApiServer(build_app(services), s.api.host, s.api.port)
+        self.app = build_app(services)
+        host, warning = listen_host(s.api, self.keys)
+        if warning:
+            log.warning("%s", warning)
+        self.api = ApiServer(self.app, host, s.api.port, s.api, self.app.screen)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None
 

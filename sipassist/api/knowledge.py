@@ -3,22 +3,93 @@
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
-import bottle
+from pydantic import Field
 
-from ..config import KnowledgeSettings
 from ..knowledge import (AlreadyExists, InvalidInput, KnowledgeBase, KnowledgeError,
                          LimitExceeded, NewRow, NotFound)
-from ..knowledge.splitting import FORMATS, format_of, split
+from ..knowledge.base import MAX_DESCRIPTION, MAX_LIMIT, MAX_QUERY_CHARS
+from ..knowledge.splitting import format_of, split
 from ..models import ModelNotFound
-from .body import json_object, text
 from .errors import ApiError
+from .routing import Api, Upload, UploadedFile
+from .schema import RequestModel, ResponseModel, parse_json_object, validate
+from .services import Services
 
+TAGS = ["Knowledge Base"]
 STATUS = {InvalidInput: 400, NotFound: 404, AlreadyExists: 409, LimitExceeded: 413}
+DOCUMENT_TYPES = ("text/plain", "text/markdown", "text/x-markdown", "text/csv")
 MAX_PAGE = 1000
 
+
+# -- schemas -------------------------------------------------------------------------------------
+
+class NewTable(RequestModel):
+    name: str = Field(description="1 to 64 lowercase letters, digits, '_' or '-'",
+                      examples=["clinic"])
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+
+
+class NewRowBody(RequestModel):
+    content: str = Field(description="The text searched and returned", min_length=1)
+    metadata: dict[str, Any] | None = Field(None, description="Any JSON object, returned as is")
+
+
+class NewRows(RequestModel):
+    rows: list[NewRowBody] = Field(min_length=1)
+    model_config = {"json_schema_extra": {"examples": [{"rows": [
+        {"content": "We close at five on Fridays.", "metadata": {"topic": "hours"}}]}]}}
+
+
+class Search(RequestModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    limit: int = Field(5, ge=1, le=MAX_LIMIT)
+    min_score: float = Field(0.0, ge=-1.0, le=1.0,
+                             description="Leave out rows less similar than this (cosine, -1..1)")
+
+
+class Page(RequestModel):
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=MAX_PAGE)
+
+
+class TableInfo(ResponseModel):
+    name: str
+    description: str
+    rows: int
+    created_at: str
+    updated_at: str
+
+
+class RowOut(ResponseModel):
+    id: str
+    content: str
+    metadata: dict[str, Any]
+    created_at: str
+
+
+class RowsAdded(ResponseModel):
+    added: int
+    rows: list[RowOut]
+    table: TableInfo
+
+
+class RowsPage(ResponseModel):
+    rows: list[RowOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class Hit(ResponseModel):
+    id: str
+    content: str
+    metadata: dict[str, Any]
+    score: float = Field(description="Cosine similarity to the query, 1 = the same meaning")
+
+
+# -- routes --------------------------------------------------------------------------------------
 
 def _answering(handler):
     """The engine's refusals as API errors with the same words."""
@@ -33,147 +104,90 @@ def _answering(handler):
     return wrapper
 
 
-def _json_list(items: list) -> str:
-    bottle.response.content_type = "application/json"
-    return json.dumps(items)
-
-
-def _query_int(name: str, default: int, low: int, high: int) -> int:
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name}: write a whole number, not {raw!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"{name}: write a number from {low} to {high}")
-    return value
-
-
-def _read_body(limit: int) -> bytes:
-    if bottle.request.content_length > limit:
-        raise ApiError(413, f"the request body is {bottle.request.content_length} bytes, more than"
-                            f" knowledge.max_upload_bytes = {limit}: send fewer rows at a time")
-    data = bottle.request.body.read(limit + 1)
-    if len(data) > limit:  # chunked, without a Content-Length
-        raise ApiError(413, f"the request body is more than knowledge.max_upload_bytes = {limit}")
-    return data
-
-
-def _json_rows(data: dict[str, Any]) -> list[NewRow]:
-    rows = data.get("rows")
-    if not isinstance(rows, list) or not rows:
-        raise ApiError(400, 'rows: write a list of rows, e.g. [{"content": "We close at five on'
-                            ' Fridays.", "metadata": {"topic": "hours"}}]')
-    new_rows = []
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ApiError(400, f'rows[{index}]: write an object {{"content", "metadata"?}}')
-        unknown = sorted(set(row) - {"content", "metadata"})
-        if unknown:
-            raise ApiError(400, f"rows[{index}]: unknown field {unknown[0]!r}; a row has content"
-                                " and metadata")
-        metadata = row.get("metadata", {})
-        new_rows.append(NewRow(row.get("content"), {} if metadata is None else metadata))
-    return new_rows
-
-
-def _document_rows(raw: bytes, kind: str | None, source: str, limits: KnowledgeSettings,
-                   described: str) -> list[NewRow]:
+def _rows_of(upload: UploadedFile, max_chars: int, context: dict) -> list[NewRow]:
+    """JSON {"rows": [...]}, or a text/Markdown/CSV document split into rows."""
+    if upload.content_type == "application/json" and upload.filename is None:
+        body = validate(NewRows, parse_json_object(upload.data), context)
+        return [NewRow(row.content, row.metadata or {}) for row in body.rows]
+    kind = format_of(upload.filename or "", upload.content_type)
     if kind is None:
-        raise ApiError(415, f"{described}: send JSON rows, or a document as text/plain,"
-                            " text/markdown or text/csv (or a .txt, .md or .csv file in the"
-                            " form field 'file')")
+        raise ApiError(415, f"file {upload.filename!r} ({upload.content_type}): send a .txt, .md"
+                            " or .csv file, or JSON rows")
     try:
-        document = raw.decode("utf-8-sig")
+        document = upload.data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ApiError(400, "the document is not UTF-8 text: save it as UTF-8 and send it again")\
-            from None
-    return [NewRow(content, metadata)
-            for content, metadata in split(document, kind, limits.max_row_chars, source)]
+        raise ApiError(400, "the document is not UTF-8 text: save it as UTF-8") from None
+    return [NewRow(content, metadata) for content, metadata
+            in split(document, kind, max_chars, upload.filename or "")]
 
 
-def _new_rows(limits: KnowledgeSettings) -> list[NewRow]:
-    """Rows from the request: JSON {"rows": [...]}, a raw document, or an uploaded file."""
-    media_type = bottle.request.content_type.split(";")[0].strip().lower()
-    if media_type == "multipart/form-data":
-        _read_body(limits.max_upload_bytes)
-        upload = bottle.request.files.get("file")
-        if upload is None:
-            raise ApiError(400, "send the document in the form field 'file', e.g."
-                                " curl -F file=@faq.md")
-        name = upload.raw_filename or ""
-        return _document_rows(upload.file.read(), format_of(name, upload.content_type), name,
-                              limits, f"file {name!r}")
-    raw = _read_body(limits.max_upload_bytes)
-    if media_type in ("", "application/json"):
-        return _json_rows(json_object({"rows"}))
-    source = bottle.request.query.get("source", "")
-    return _document_rows(raw, format_of(media_type=media_type), source, limits,
-                          f"Content-Type {media_type}")
+def install(api: Api, services: Services) -> None:
+    kb = services.knowledge
+    limits = kb.limits if kb is not None else services.settings.knowledge
 
+    def ready() -> KnowledgeBase:
+        if kb is None:
+            raise ApiError(503, "the knowledge base is not running on this box")
+        return kb
 
-def install(app: bottle.Bottle, knowledge: KnowledgeBase) -> None:
-    limits = knowledge.limits
-
-    @app.get("/v1/knowledge")
+    @api.get("/v1/knowledge", summary="List knowledge tables", tags=TAGS,
+             response=list[TableInfo])
     @_answering
-    def list_tables():
-        return _json_list(knowledge.tables())
+    def knowledge_list() -> list:
+        return ready().tables()
 
-    @app.post("/v1/knowledge")
+    @api.post("/v1/knowledge", summary="Create a new table", tags=TAGS, body=NewTable,
+              response=TableInfo, status=201, errors=[400, 409, 413])
     @_answering
-    def create_table():
-        data = json_object({"name", "description"})
-        name = text(data, "name", required=True, max_length=200)
-        description = text(data, "description", max_length=1000) or ""
-        table = knowledge.create(name, description)
-        bottle.response.status = 201
-        return table
+    def knowledge_create(body: NewTable) -> dict:
+        return ready().create(body.name, body.description)
 
-    @app.get("/v1/knowledge/<name>")
+    @api.get("/v1/knowledge/<name>", summary="Get a table", tags=TAGS, response=TableInfo,
+             errors=[404])
     @_answering
-    def get_table(name: str):
-        return knowledge.table(name)
+    def knowledge_get(name: str) -> dict:
+        return ready().table(name)
 
-    @app.delete("/v1/knowledge/<name>")
+    @api.delete("/v1/knowledge/<name>", summary="Delete a table and its rows", tags=TAGS,
+                status=204, errors=[404])
     @_answering
-    def delete_table(name: str):
-        knowledge.drop(name)
-        bottle.response.status = 204
+    def knowledge_delete(name: str) -> str:
+        ready().drop(name)
         return ""
 
-    @app.post("/v1/knowledge/<name>/rows")
+    @api.post("/v1/knowledge/<name>/rows", summary="Add rows to a table", tags=TAGS,
+              body=Upload(("application/json", *DOCUMENT_TYPES), multipart_field="file",
+                          max_bytes=limits.max_upload_bytes),
+              response=RowsAdded, status=201, errors=[400, 404, 413])
     @_answering
-    def add_rows(name: str):
-        knowledge.table(name)  # 404 before reading a large body
-        added = knowledge.add(name, _new_rows(limits))
-        bottle.response.status = 201
+    def knowledge_add_rows(name: str, body: UploadedFile) -> dict:
+        """JSON `{"rows": [{"content", "metadata"?}]}`, or a document split into rows: text by
+        paragraph, Markdown by headed section, CSV by row (a `content` column is the row, the
+        other columns its metadata). All rows are added, or none."""
+        ready().table(name)
+        added = ready().add(name, _rows_of(body, limits.max_row_chars, api.context))
         return {"added": len(added), "rows": [row.to_json() for row in added],
-                "table": knowledge.table(name)}
+                "table": ready().table(name)}
 
-    @app.get("/v1/knowledge/<name>/rows")
+    @api.get("/v1/knowledge/<name>/rows", summary="List a table's rows", tags=TAGS, query=Page,
+             response=RowsPage, errors=[400, 404])
     @_answering
-    def list_rows(name: str):
-        offset = _query_int("offset", 0, 0, 10**9)
-        limit = _query_int("limit", 100, 1, MAX_PAGE)
-        rows, total = knowledge.rows(name, offset, limit)
-        return {"rows": [row.to_json() for row in rows], "total": total, "offset": offset,
-                "limit": limit}
+    def knowledge_rows(name: str, query: Page) -> dict:
+        rows, total = ready().rows(name, query.offset, query.limit)
+        return {"rows": [row.to_json() for row in rows], "total": total,
+                "offset": query.offset, "limit": query.limit}
 
-    @app.delete("/v1/knowledge/<name>/rows/<row_id>")
+    @api.delete("/v1/knowledge/<name>/rows/<row_id>", summary="Delete a row", tags=TAGS,
+                status=204, errors=[404])
     @_answering
-    def delete_row(name: str, row_id: str):
-        knowledge.remove_row(name, row_id)
-        bottle.response.status = 204
+    def knowledge_delete_row(name: str, row_id: str) -> str:
+        ready().remove_row(name, row_id)
         return ""
 
-    @app.post("/v1/knowledge/<name>/query")
+    @api.post("/v1/knowledge/<name>/query", summary="Semantic search on a table", tags=TAGS,
+              body=Search, response=list[Hit], errors=[400, 404, 503])
     @_answering
-    def query(name: str):
-        knowledge.table(name)
-        data = json_object({"query", "limit", "min_score"})
-        hits = knowledge.search(name, data.get("query"), data.get("limit", 5),
-                                data.get("min_score", 0.0))
-        return _json_list([hit.to_json() for hit in hits])
+    def knowledge_query(name: str, body: Search) -> list:
+        """The rows closest in meaning to `query`, best first."""
+        return [hit.to_json() for hit in ready().search(name, body.query, body.limit,
+                                                   body.min_score)]

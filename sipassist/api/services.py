@@ -12,6 +12,7 @@ from ..config import Settings
 from ..knowledge import KnowledgeBase
 from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
+from .keys import KeyStore
 
 
 @dataclass(frozen=True)
@@ -24,4 +25,5 @@ class Services:
     speak: Speak
     tools: ToolRegistry
     schedules: ScheduledCalls
-    knowledge: KnowledgeBase
+    keys: KeyStore | None = None  # None: the keys file in the state directory
+    knowledge: KnowledgeBase | None = None  # None: no /v1/knowledge (503)
