@@ -11,6 +11,7 @@ Questions no row answers give the best score of an unanswerable question (what m
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import statistics
@@ -125,7 +126,8 @@ def run(settings: Settings, json_path: Path | None = None, out: TextIO = sys.std
     print(f"{embedder.model.name}: {embedder.model.path} ({embedder.model.source}), loaded in"
           f" {load_s:.2f} s, {threads} thread(s)", file=out)
 
-    results: dict = {"model": embedder.model.name, "threads": threads,
+    results: dict = {"load_average_1m": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
+                     "model": embedder.model.name, "threads": threads,
                      "model_load_s": round(load_s, 2), "model_rss_mb": round(rss_model),
                      "pairs": len(PAIRS), "sizes": []}
     limits = replace(settings.knowledge, max_rows=max(SIZES), max_row_chars=10_000)
@@ -189,5 +191,6 @@ def format_table(results: dict) -> str:
     lines.append(f"scores: a right answer p50 {results['answer_score_p50']:.2f}; the best of an"
                  f" unanswerable question {results['unanswerable_best_score']:.2f}")
     lines.append(f"model load {results['model_load_s']:.2f} s, +{results['model_rss_mb']} MB"
-                 " resident")
+                 f" resident; {results['cpus']} CPUs, load average {results['load_average_1m']}"
+                 " at the start")
     return "\n".join(lines)
