@@ -25,36 +25,36 @@ MAX_PAGE = 1000
 
 # -- schemas -------------------------------------------------------------------------------------
 
-class NewTable(RequestModel):
+class KnowledgeTableNew(RequestModel):
     name: str = Field(description="1 to 64 lowercase letters, digits, '_' or '-'",
                       examples=["clinic"])
     description: str = Field("", max_length=MAX_DESCRIPTION)
 
 
-class NewRowBody(RequestModel):
+class KnowledgeRowNew(RequestModel):
     content: str = Field(description="The text searched and returned", min_length=1)
     metadata: dict[str, Any] | None = Field(None, description="Any JSON object, returned as is")
 
 
-class NewRows(RequestModel):
-    rows: list[NewRowBody] = Field(min_length=1)
+class KnowledgeRowsNew(RequestModel):
+    rows: list[KnowledgeRowNew] = Field(min_length=1)
     model_config = {"json_schema_extra": {"examples": [{"rows": [
         {"content": "We close at five on Fridays.", "metadata": {"topic": "hours"}}]}]}}
 
 
-class Search(RequestModel):
+class KnowledgeQuery(RequestModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     limit: int = Field(5, ge=1, le=MAX_LIMIT)
     min_score: float = Field(0.0, ge=-1.0, le=1.0,
                              description="Leave out rows less similar than this (cosine, -1..1)")
 
 
-class Page(RequestModel):
+class KnowledgeRowsPaging(RequestModel):
     offset: int = Field(0, ge=0)
     limit: int = Field(100, ge=1, le=MAX_PAGE)
 
 
-class TableInfo(ResponseModel):
+class KnowledgeTable(ResponseModel):
     name: str
     description: str
     rows: int
@@ -62,27 +62,27 @@ class TableInfo(ResponseModel):
     updated_at: str
 
 
-class RowOut(ResponseModel):
+class KnowledgeRow(ResponseModel):
     id: str
     content: str
     metadata: dict[str, Any]
     created_at: str
 
 
-class RowsAdded(ResponseModel):
+class KnowledgeRowsAdded(ResponseModel):
     added: int
-    rows: list[RowOut]
-    table: TableInfo
+    rows: list[KnowledgeRow]
+    table: KnowledgeTable
 
 
-class RowsPage(ResponseModel):
-    rows: list[RowOut]
+class KnowledgeRowsPage(ResponseModel):
+    rows: list[KnowledgeRow]
     total: int
     offset: int
     limit: int
 
 
-class Hit(ResponseModel):
+class KnowledgeHit(ResponseModel):
     id: str
     content: str
     metadata: dict[str, Any]
@@ -107,7 +107,7 @@ def _answering(handler):
 def _rows_of(upload: UploadedFile, max_chars: int, context: dict) -> list[NewRow]:
     """JSON {"rows": [...]}, or a text/Markdown/CSV document split into rows."""
     if upload.content_type == "application/json" and upload.filename is None:
-        body = validate(NewRows, parse_json_object(upload.data), context)
+        body = validate(KnowledgeRowsNew, parse_json_object(upload.data), context)
         return [NewRow(row.content, row.metadata or {}) for row in body.rows]
     kind = format_of(upload.filename or "", upload.content_type)
     if kind is None:
@@ -131,18 +131,18 @@ def install(api: Api, services: Services) -> None:
         return kb
 
     @api.get("/v1/knowledge", summary="List knowledge tables", tags=TAGS,
-             response=list[TableInfo])
+             response=list[KnowledgeTable])
     @_answering
     def knowledge_list() -> list:
         return ready().tables()
 
-    @api.post("/v1/knowledge", summary="Create a new table", tags=TAGS, body=NewTable,
-              response=TableInfo, status=201, errors=[400, 409, 413])
+    @api.post("/v1/knowledge", summary="Create a new table", tags=TAGS, body=KnowledgeTableNew,
+              response=KnowledgeTable, status=201, errors=[400, 409, 413])
     @_answering
-    def knowledge_create(body: NewTable) -> dict:
+    def knowledge_create(body: KnowledgeTableNew) -> dict:
         return ready().create(body.name, body.description)
 
-    @api.get("/v1/knowledge/<name>", summary="Get a table", tags=TAGS, response=TableInfo,
+    @api.get("/v1/knowledge/<name>", summary="Get a table", tags=TAGS, response=KnowledgeTable,
              errors=[404])
     @_answering
     def knowledge_get(name: str) -> dict:
@@ -158,7 +158,7 @@ def install(api: Api, services: Services) -> None:
     @api.post("/v1/knowledge/<name>/rows", summary="Add rows to a table", tags=TAGS,
               body=Upload(("application/json", *DOCUMENT_TYPES), multipart_field="file",
                           max_bytes=limits.max_upload_bytes),
-              response=RowsAdded, status=201, errors=[400, 404, 413])
+              response=KnowledgeRowsAdded, status=201, errors=[400, 404, 413, 503])
     @_answering
     def knowledge_add_rows(name: str, body: UploadedFile) -> dict:
         """JSON `{"rows": [{"content", "metadata"?}]}`, or a document split into rows: text by
@@ -169,10 +169,10 @@ def install(api: Api, services: Services) -> None:
         return {"added": len(added), "rows": [row.to_json() for row in added],
                 "table": ready().table(name)}
 
-    @api.get("/v1/knowledge/<name>/rows", summary="List a table's rows", tags=TAGS, query=Page,
-             response=RowsPage, errors=[400, 404])
+    @api.get("/v1/knowledge/<name>/rows", summary="List a table's rows", tags=TAGS, query=KnowledgeRowsPaging,
+             response=KnowledgeRowsPage, errors=[400, 404])
     @_answering
-    def knowledge_rows(name: str, query: Page) -> dict:
+    def knowledge_rows(name: str, query: KnowledgeRowsPaging) -> dict:
         rows, total = ready().rows(name, query.offset, query.limit)
         return {"rows": [row.to_json() for row in rows], "total": total,
                 "offset": query.offset, "limit": query.limit}
@@ -185,9 +185,9 @@ def install(api: Api, services: Services) -> None:
         return ""
 
     @api.post("/v1/knowledge/<name>/query", summary="Semantic search on a table", tags=TAGS,
-              body=Search, response=list[Hit], errors=[400, 404, 503])
+              body=KnowledgeQuery, response=list[KnowledgeHit], errors=[400, 404, 503])
     @_answering
-    def knowledge_query(name: str, body: Search) -> list:
+    def knowledge_query(name: str, body: KnowledgeQuery) -> list:
         """The rows closest in meaning to `query`, best first."""
         return [hit.to_json() for hit in ready().search(name, body.query, body.limit,
                                                    body.min_score)]
