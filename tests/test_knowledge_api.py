@@ -95,12 +95,22 @@ def client(tmp_path: Path, embedder: Embedder) -> Iterator[Client]:
     thread.join(5)
 
 
+def conforms(answer: object, schema: object) -> None:
+    """The answer is what /openapi.json declares for the route (strict: no coercion)."""
+    from pydantic import TypeAdapter
+
+    TypeAdapter(schema).validate_python(answer, strict=True)
+
+
 def test_table_life(client: Client) -> None:
+    from sipassist.api import knowledge as routes
+
     status, table = client.send("POST", "/v1/knowledge",
                                 {"name": "clinic", "description": "Front desk"})
     assert status == 201
     assert table["name"] == "clinic" and table["description"] == "Front desk"
     assert table["rows"] == 0 and table["created_at"].endswith("Z")
+    conforms(table, routes.KnowledgeTable)
     assert client.send("GET", "/v1/knowledge/clinic") == (200, table)
     assert client.send("GET", "/v1/knowledge") == (200, [table])
 
@@ -109,11 +119,14 @@ def test_table_life(client: Client) -> None:
     assert [row["metadata"] for row in added["rows"]] == [{"topic": "hours"},
                                                           {"topic": "cancel"}, {}]
     ids = [row["id"] for row in added["rows"]]
+    conforms(added, routes.KnowledgeRowsAdded)
+    conforms(client.send("GET", "/v1/knowledge")[1], list[routes.KnowledgeTable])
 
     status, hits = client.send("POST", "/v1/knowledge/clinic/query",
                                {"query": "Is there a fee if I cancel the day before?"})
     assert status == 200 and hits[0]["id"] == ids[1]
     assert set(hits[0]) == {"id", "content", "metadata", "score"}
+    conforms(hits, list[routes.KnowledgeHit])
     assert hits[0]["content"] == ROWS[1]["content"] and hits[0]["metadata"] == {"topic": "cancel"}
     assert [h["score"] for h in hits] == sorted((h["score" ] for h in hits), reverse=True)
     status, hits = client.send("POST", "/v1/knowledge/clinic/query",
@@ -124,6 +137,7 @@ def test_table_life(client: Client) -> None:
     status, page = client.send("GET", "/v1/knowledge/clinic/rows?offset=1&limit=1")
     assert status == 200 and page["total"] == 3 and [r["id"] for r in page["rows"]] == [ids[1]]
     assert (page["offset"], page["limit"]) == (1, 1)
+    conforms(page, routes.KnowledgeRowsPage)
 
     assert client.send("DELETE", f"/v1/knowledge/clinic/rows/{ids[1]}")[0] == 204
     client.refused(404, "DELETE", f"/v1/knowledge/clinic/rows/{ids[1]}")
