@@ -100,6 +100,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         return run_store(settings, sizes=tuple(args.history), posts=args.posts,
                          directory=args.dir, json_path=args.json)
+    if args.what == "knowledge":
+        from .bench.knowledge import run as run_knowledge
+
+        return run_knowledge(settings, json_path=args.json)
     return 2
 
 
@@ -128,14 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     keys.set_defaults(func=_cmd_keys)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
     bench.add_argument("what", choices=["asr", "call", "recovery", "health", "store",
-                                        "render-set", "llm"],
+                                        "render-set", "llm", "knowledge"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
                             "latency of real calls over loopback; recovery: time to recover "
                             "from kill -9 of jackd (5 times) and baresip (3 times); health: "
                             "GET /health latency of a running daemon under concurrent clients; "
                             "store: POST /call latency with a long call history; render-set: "
                             "speak the phone-line test set (bench/answers_set.toml) in every "
-                            "voice; llm: the local models on the set's general questions")
+                            "voice; llm: the local models on the set's general questions; "
+                            "knowledge: insert rate, query latency and recall of the knowledge "
+                            "base (JSON in bench-results/knowledge.json unless --json)")
     bench.add_argument("--llm", default="qwen-0.5b",
                        help="llm: comma-separated models (default qwen-0.5b; also qwen-1.5b)")
     bench.add_argument("--set", action="store_true",

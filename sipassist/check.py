@@ -146,9 +146,9 @@ class Checker:
             try:
                 for check in (self.check_state_dir, self.check_api_keys,
                               self.check_runtime_dir, self.check_tts,
-                              self.check_asr, self.check_jackd, self.check_baresip,
-                              self.check_registration, self.check_station, self.check_api_port,
-                              self.check_sip_ports):
+                              self.check_asr, self.check_embedding, self.check_jackd,
+                              self.check_baresip, self.check_registration, self.check_station,
+                              self.check_api_port, self.check_sip_ports):
                     try:
                         check()
                     except Exception as exc:  # a broken check is a failure, not a traceback
@@ -253,6 +253,18 @@ class Checker:
                       self._models_fix())
             return
         self._add(OK, "tts voice", f"{voice.name}: {voice.path} ({voice.source})")
+
+    def check_embedding(self) -> None:
+        from .models import ModelNotFound, resolve_embedding_model
+
+        assert self.settings
+        try:
+            model = resolve_embedding_model(self.settings.paths.models)
+        except ModelNotFound as exc:  # only the knowledge base needs it: a warning
+            self._add(WARN, "embedding model", f"{exc}; /v1/knowledge answers 503 without it",
+                      self._models_fix())
+            return
+        self._add(OK, "embedding model", f"{model.name}: {model.path} ({model.source})")
 
     def check_asr(self) -> None:
         from .models import describe_models

@@ -250,6 +250,18 @@ class CallSettings:
 
 
 @dataclass(frozen=True)
+class KnowledgeSettings:
+    """The knowledge base: tables of rows searched by meaning (sipassist/knowledge/)."""
+
+    max_tables: int = 20
+    max_rows: int = 10000  # per table; brute-force search stays under ~30 ms a query here
+    max_row_chars: int = 2000  # the model reads about the first 1000 characters of a row
+    max_metadata_bytes: int = 2000  # a row's metadata as JSON
+    max_upload_bytes: int = 2_000_000  # one request body: JSON rows or a text/Markdown/CSV file
+    threads: int = 1  # onnxruntime threads for embedding; ASR and the LLM need the rest
+
+
+@dataclass(frozen=True)
 class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -265,6 +277,7 @@ class Settings:
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     calls: CallSettings = field(default_factory=CallSettings)
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
 
     @property
     def calls_db(self) -> Path:
@@ -290,6 +303,10 @@ class Settings:
     @property
     def webhooks_failed_db(self) -> Path:
         return self.paths.state_dir / "webhooks-failed.json"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.paths.state_dir / "knowledge"
 
     @property
     def baresip_dir(self) -> Path:
@@ -477,6 +494,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("calls.keep_max: write 1 or more, for example 10000")
     if not 1 <= settings.calls.default_ring_timeout <= settings.calls.max_ring_timeout:
         raise ConfigError("calls.default_ring_timeout: write 1 up to calls.max_ring_timeout")
+    knowledge = settings.knowledge
+    for key, low in (("max_tables", 1), ("max_rows", 1), ("max_row_chars", 50),
+                     ("max_metadata_bytes", 2), ("max_upload_bytes", 1000)):
+        if getattr(knowledge, key) < low:
+            raise ConfigError(f"knowledge.{key}: write {low} or more")
+    if not 1 <= knowledge.threads <= 16:
+        raise ConfigError("knowledge.threads: write 1 to 16")
 
 
 def _validate_trust(sip: SipSettings) -> None:
@@ -515,6 +539,7 @@ _SECTIONS = {
     "conversation": ConversationSettings,
     "llm": LlmSettings,
     "calls": CallSettings,
+    "knowledge": KnowledgeSettings,
 }
 
 

@@ -23,6 +23,7 @@ from .calls.scheduled import ScheduledCalls
 from .config import Settings
 from .faults import StorageFaults
 from .calls.inbound import InboundCalls
+from .knowledge import open_knowledge_base
 from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
 from .voice.llm import Chat, LocalChat, RemoteChat
 from .voice.routing import ToolRouter
@@ -138,10 +139,11 @@ class Daemon:
                                     self._call_finished, self.router)
         self.switchboard.on_incoming = self.inbound.handle
         self.keys = KeyStore(s.paths.state_dir)
+        self.knowledge = open_knowledge_base(s)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
-                            faults=self.faults, webhooks=self.webhooks)
+                            faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge)
         self.app = build_app(services)
         host, warning = listen_host(s.api, self.keys)
         if warning:

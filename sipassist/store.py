@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import tinydb
 from tinydb import where
@@ -29,13 +29,36 @@ T = TypeVar("T")
 __all__ = ["AtomicJSONStorage", "Store", "StorageError", "open_db"]
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename in `directory` durable: the new entry is in the directory's own blocks."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_atomically(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o600,
+                       sync: bool = True) -> None:
+    """Write `path` through `write(file)` so that a kill at any moment leaves the old or the new
+    complete file: a temporary file in the same directory, fsynced, renamed over the target
+    (atomic within one filesystem), then the directory fsynced so the rename survives a power cut
+    (`sync=False`: neither fsync, for a copy that is not the only one).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            if sync:
+                os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if sync:
+        fsync_dir(path.parent)
 
 
 def _is_tinydb_shape(data: Any) -> bool:
@@ -56,21 +79,7 @@ def _parse(raw: bytes) -> dict[str, dict[str, Any]] | None:
 
 
 def _write_atomically(path: Path, raw: bytes, sync: bool = True) -> None:
-    """Write a temporary file beside `path`, fsync it and rename it over `path`, then fsync
-    the directory (`sync=False`: neither fsync)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(raw)
-            file.flush()
-            if sync:
-                os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if sync:
-        _fsync_dir(path.parent)
+    replace_atomically(path, lambda file: file.write(raw), sync=sync)
 
 
 class AtomicJSONStorage(Storage):
@@ -154,7 +163,7 @@ class AtomicJSONStorage(Storage):
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
         try:
             os.replace(self.path, aside)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except OSError:
             return None
         return aside

@@ -90,8 +90,8 @@ def test_good_config_passes(tmp_path: Path, sections) -> None:
     assert code == 0, lines
     results = [line for line in lines if line.split(None, 1)[0] in ("OK", "WARN", "FAIL")]
     names = [line.split(":", 1)[0].split(None, 1)[1] for line in results]
-    for name in ("config", "state dir", "tts voice", "asr model", "jackd", "baresip",
-                 "sip registration", "station port", "api port", "sip ports"):
+    for name in ("config", "state dir", "tts voice", "asr model", "embedding model", "jackd",
+                 "baresip", "sip registration", "station port", "api port", "sip ports"):
         assert name in names, f"no {name!r} check in {lines}"
     assert all(line.startswith("OK ") for line in results), results
     assert "stopped again" in line_for(lines, "jackd")

