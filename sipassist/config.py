@@ -290,6 +290,10 @@ class Settings:
         return self.paths.state_dir / "webhooks-failed.json"
 
     @property
+    def webhook_registry_db(self) -> Path:
+        return self.paths.state_dir / "webhook-registry.json"
+
+    @property
     def baresip_dir(self) -> Path:
         return self.paths.runtime_dir / "baresip"
 

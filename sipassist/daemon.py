@@ -38,6 +38,7 @@ from .voice.asr import Transcriber
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
+from .webhook_registry import WebhookRegistry
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class Daemon:
         self.webhooks_failed = Store(s.webhooks_failed_db, self.faults)
         self.webhooks = WebhookSender(self.webhooks_store, s.webhooks,
                                       failed=self.webhooks_failed)
+        # Registered webhooks: every part publishes its events here (events.py).
+        self.registry_store = Store(s.webhook_registry_db, self.faults)
+        self.registry = WebhookRegistry(self.registry_store, self.webhooks)
+        self.publish = self.registry.publish
         self.switchboard = Switchboard(s)
         if self.synthesizer is None:
             log.info("loading the Piper voice")
@@ -110,6 +115,7 @@ class Daemon:
         self.runner = CallRunner(self.switchboard, self.tts.synthesize,
                                  self.transcriber.transcribe, s.calls, s.listening,
                                  s.audio.sample_rate, self.active)
+        self.runner.publish = self.publish
         self.queue = CallQueue(self.calls_live, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished, history=self.calls_history,
@@ -123,6 +129,7 @@ class Daemon:
         self.schedules_store = Store(s.schedules_db, self.faults)
         self.schedules = ScheduledCalls(self.schedules_store, self.placer, self.tools,
                                         self.webhooks, s.schedule)
+        self.schedules.publish = self.publish
         # The timer is a one-shot schedule; schedules may in turn run tools.
         self.tools.add(TimerTool(self.schedules.scheduler, zone))
         if self.chat is None:
@@ -134,12 +141,14 @@ class Daemon:
         self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
                                     self.transcriber.transcribe, self.chat, s, self.active,
                                     self._call_finished, self.router)
+        self.inbound.publish = self.publish
         self.switchboard.on_incoming = self.inbound.handle
         self.keys = KeyStore(s.paths.state_dir)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
-                            faults=self.faults, webhooks=self.webhooks)
+                            faults=self.faults, webhooks=self.webhooks,
+                            registry=self.registry)
         self.app = build_app(services)
         host, warning = listen_host(s.api, self.keys)
         if warning:
@@ -150,7 +159,7 @@ class Daemon:
 
     def _call_finished(self, record: CallRecord) -> None:
         # Each part on its own: one failing must not cost the other (nor the caller's thread).
-        for part in (self._send_call_webhook, self.schedules.call_finished):
+        for part in (self._send_call_webhook, self._publish_call, self.schedules.call_finished):
             try:
                 part(record)
             except Exception:
@@ -160,6 +169,10 @@ class Daemon:
     def _send_call_webhook(self, record: CallRecord) -> None:
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
+
+    def _publish_call(self, record: CallRecord) -> None:
+        event = "call.transferred" if record.status == "transferred" else "call.completed"
+        self.publish(event, {**record.webhook_payload(), "direction": record.direction})
 
     def start(self, ready_timeout: float | None = None) -> bool:
         """Start everything; True once telephony (and registration, if any) is up."""
@@ -216,6 +229,7 @@ class Daemon:
         self.calls_history.close()
         self.webhooks_store.close()
         self.webhooks_failed.close()
+        self.registry_store.close()
         self.schedules_store.close()
 
     def run_until_signalled(self) -> None:

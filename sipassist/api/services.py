@@ -14,6 +14,7 @@ from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
 from .keys import KeyStore
 from ..webhooks import WebhookSender
+from ..webhook_registry import WebhookRegistry
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,4 @@ class Services:
     keys: KeyStore | None = None  # None: the keys file in the state directory
     faults: StorageFaults | None = None  # storage problems, for GET /health
     webhooks: WebhookSender | None = None  # for GET /v1/webhooks/deliveries
+    registry: WebhookRegistry | None = None  # /v1/webhooks subscriptions
