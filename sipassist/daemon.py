@@ -39,6 +39,7 @@ from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 from .webhook_registry import WebhookRegistry
+from .texts import Texts
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,15 @@ class Daemon:
                                     self._call_finished, self.router)
         self.inbound.publish = self.publish
         self.switchboard.on_incoming = self.inbound.handle
+        self.texts_store = Store(s.texts_db, self.faults)
+        self.texts = Texts(s, self.texts_store, self.switchboard.trust, self.inbound,
+                           self.publish)
         self.keys = KeyStore(s.paths.state_dir)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
                             faults=self.faults, webhooks=self.webhooks,
-                            registry=self.registry)
+                            registry=self.registry, texts=self.texts)
         self.app = build_app(services)
         host, warning = listen_host(s.api, self.keys)
         if warning:
@@ -184,6 +188,7 @@ class Daemon:
         self.schedules.start()
         if self.weather.enabled:
             self.weather.start()
+        self.texts.start()
         self.api.start()
         ready = self._wait_healthy(ready_timeout)
         if ready:
@@ -219,6 +224,7 @@ class Daemon:
             self.watchdog.stop()
         self.api.stop()
         self.schedules.stop()
+        self.texts.stop()
         self.queue.stop(timeout=2)
         self.switchboard.stop()
         self.queue.stop(timeout=10)
@@ -230,6 +236,7 @@ class Daemon:
         self.webhooks_store.close()
         self.webhooks_failed.close()
         self.registry_store.close()
+        self.texts_store.close()
         self.schedules_store.close()
 
     def run_until_signalled(self) -> None:

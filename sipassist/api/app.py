@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import calls, health, key_routes, openapi, schedule, speak, tools, webhooks
+from . import calls, health, key_routes, openapi, schedule, speak, texts, tools, webhooks
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -22,6 +22,7 @@ def build_api(services: Services) -> Api:
     tools.install(api, services)
     schedule.install(api, services)
     webhooks.install(api, services)
+    texts.install(api, services)
     key_routes.install(api, keys_of(services))
     openapi.install(api)
     return api

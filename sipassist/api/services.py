@@ -15,6 +15,7 @@ from ..tools.registry import ToolRegistry
 from .keys import KeyStore
 from ..webhooks import WebhookSender
 from ..webhook_registry import WebhookRegistry
+from ..texts import Texts
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,4 @@ class Services:
     faults: StorageFaults | None = None  # storage problems, for GET /health
     webhooks: WebhookSender | None = None  # for GET /v1/webhooks/deliveries
     registry: WebhookRegistry | None = None  # /v1/webhooks subscriptions
+    texts: Texts | None = None  # /v1/texts (SIP MESSAGE)

@@ -1,0 +1,143 @@
+"""Texts: a SIP user agent on loopback sends a MESSAGE and gets the assistant's answer back;
+POST /v1/texts reaches it; [sip.trust] and the size limit hold."""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import socket
+import threading
+
+import pytest
+
+from sipassist.telephony.sip_message import SipPacket, parse
+
+WAIT = 30.0
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class UserAgent:
+    """A minimal SIP UA on loopback: sends MESSAGEs, answers every request with 200."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.uri = f"sip:ua@127.0.0.1:{self.port}"
+        self.requests: queue.Queue[SipPacket] = queue.Queue()
+        self.responses: queue.Queue[SipPacket] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, address = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            packet = parse(data)
+            assert packet is not None, data
+            if packet.is_response:
+                self.responses.put(packet)
+                continue
+            self.requests.put(packet)
+            vias = "".join(f"Via: {v}\r\n" for v in packet.all("via"))
+            self.sock.sendto((f"SIP/2.0 200 OK\r\n{vias}From: {packet.header('from')}\r\n"
+                              f"To: {packet.header('to')};tag=ua\r\n"
+                              f"Call-ID: {packet.header('call-id')}\r\n"
+                              f"CSeq: {packet.header('cseq')}\r\nContent-Length: 0\r\n\r\n"
+                              ).encode(), address)
+
+    def send(self, to: tuple[str, int], body: bytes, method: str = "MESSAGE",
+             content_type: str = "text/plain") -> SipPacket:
+        """Send a request, return its final response."""
+        call_id = secrets.token_hex(8)
+        request = (f"{method} sip:assistant@{to[0]}:{to[1]} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{call_id}\r\n"
+                   f"Max-Forwards: 70\r\nFrom: <{self.uri}>;tag=x{call_id}\r\n"
+                   f"To: <sip:assistant@{to[0]}:{to[1]}>\r\nCall-ID: {call_id}\r\n"
+                   f"CSeq: 1 {method}\r\nContent-Type: {content_type}\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        self.sock.sendto(request, to)
+        response = self.responses.get(timeout=WAIT)
+        assert response.header("call-id") == call_id
+        return response
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def ua():
+    agent = UserAgent()
+    yield agent
+    agent.stop()
+
+
+def test_a_text_is_answered_and_one_sent_arrives(start_daemon, phone, ua, webhook):
+    port = free_udp_port()
+    daemon = start_daemon(phone, texts={"listen": f"127.0.0.1:{port}", "timeout_seconds": 3})
+    status, _ = daemon.request("POST", "/v1/webhooks", {
+        "url": webhook.url, "events": ["text.received", "text.sent"]})
+    assert status == 201
+
+    # A text in: 200 at once, then the assistant's answer as a MESSAGE back (a CALC tool).
+    response = ua.send(("127.0.0.1", port), b"what is 25 times 4 plus 10")
+    assert response.status == 200
+    answer = ua.requests.get(timeout=WAIT)
+    assert answer.method == "MESSAGE" and answer.start.startswith(f"MESSAGE {ua.uri} ")
+    assert "110" in answer.body.decode()
+    received, sent = webhook.wait(2)
+    assert received["event"] == "text.received" and sent["event"] == "text.sent"
+    assert received["data"]["text"] == "what is 25 times 4 plus 10"
+    assert sent["data"]["in_reply_to"] == received["data"]["id"]
+
+    # A text out through the API reaches the UA.
+    status, text = daemon.request("POST", "/v1/texts", {"to": ua.uri, "text": "Hello ☀"})
+    assert status == 201, text
+    assert text["status"] == "sent" and text["peer"] == ua.uri
+    assert ua.requests.get(timeout=WAIT).body.decode() == "Hello ☀"
+    status, listing = daemon.request("GET", "/v1/texts")
+    assert [t["direction"] for t in listing["texts"]] == ["outbound", "outbound", "inbound"]
+
+    # Bad input: too long (413), a target the dial-string rules refuse (400), nobody there
+    # (502, recorded as failed); a MESSAGE too long or not text, another method: refused.
+    status, body = daemon.request("POST", "/v1/texts", {"to": ua.uri, "text": "x" * 1301})
+    assert status == 413 and "1301 bytes" in body["detail"]
+    status, body = daemon.request("POST", "/v1/texts", {"to": "sip:a b@host", "text": "hi"})
+    assert status == 400 and body["detail"].startswith("to")
+    status, body = daemon.request("POST", "/v1/texts", {
+        "to": f"sip:nobody@127.0.0.1:{free_udp_port()}", "text": "hi"})
+    assert status == 502 and "no answer" in body["detail"]
+    assert ua.send(("127.0.0.1", port), b"x" * 1301).status == 413
+    assert ua.send(("127.0.0.1", port), b"<b>hi</b>", content_type="text/html").status == 415
+    assert ua.send(("127.0.0.1", port), b"", method="SUBSCRIBE").status == 405
+    assert ua.send(("127.0.0.1", port), b"", method="OPTIONS").status == 200
+    assert ua.requests.empty()  # none of these was answered with a text
+    assert len(webhook.bodies) == 3  # text.sent of the API's text only
+
+
+def test_a_text_from_an_untrusted_source_is_refused(start_daemon, phone, ua):
+    port = free_udp_port()
+    daemon = start_daemon(phone, texts={"listen": f"127.0.0.1:{port}"},
+                          sip={"trust": {"networks": ["10.0.0.0/8"]}})
+    assert ua.send(("127.0.0.1", port), b"what time is it").status == 403
+    status, listing = daemon.request("GET", "/v1/texts")
+    assert listing["count"] == 0
+
+
+def test_texts_off_is_a_clear_503(start_daemon, phone):
+    daemon = start_daemon(phone)
+    status, body = daemon.request("POST", "/v1/texts", {"to": "1001", "text": "hi"})
+    assert status == 503 and "[texts] listen" in body["detail"]
