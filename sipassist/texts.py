@@ -65,7 +65,8 @@ class Texts:
             return
         self.endpoint = MessageEndpoint(t.listen_address, sip.user, sip.display_name,
                                         self._received, self._admit, t.timeout_seconds,
-                                        advertised_host=sip.interface)
+                                        advertised_host=sip.interface,
+                                        credentials=_credentials(self.settings))
         self._worker = threading.Thread(target=self._answer_loop, name="texts", daemon=True)
         self._worker.start()
         self.endpoint.start()
@@ -184,6 +185,13 @@ class Texts:
     def list(self, limit: int) -> list[dict[str, Any]]:
         docs = sorted(self.store.all(TABLE), key=lambda d: d["created_at"], reverse=True)
         return docs[:limit]
+
+
+def _credentials(settings: Settings) -> tuple[str, str] | None:
+    registrar = settings.sip.registrar
+    if registrar is None or not registrar.password:
+        return None
+    return registrar.username or settings.sip.user, registrar.password
 
 
 def _host_port(source: str) -> tuple[str, int]:

@@ -141,3 +141,61 @@ def test_texts_off_is_a_clear_503(start_daemon, phone):
     daemon = start_daemon(phone)
     status, body = daemon.request("POST", "/v1/texts", {"to": "1001", "text": "hi"})
     assert status == 503 and "[texts] listen" in body["detail"]
+
+
+def test_a_challenged_text_is_sent_again_with_digest_credentials():
+    """The endpoint alone on loopback: a registrar-like peer answers 401 with a Digest
+    challenge, then 200 only for the right response to it."""
+    import hashlib
+    import re
+
+    from sipassist.telephony.sip_message import MessageEndpoint
+
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(WAIT)
+    endpoint = MessageEndpoint(("127.0.0.1", 0), "assistant", "Assistant", lambda *a: None,
+                               lambda *a: None, timeout=5, credentials=("1001", "s3cret"))
+    endpoint.start()
+    uri = f"sip:1002@127.0.0.1:{peer.getsockname()[1]}"
+    outcome: list[object] = []
+    sender = threading.Thread(target=lambda: outcome.append(
+        _try(lambda: endpoint.send(uri, "hello"))))
+    sender.start()
+    try:
+        def answer(packet: SipPacket, address, status: str, extra: str = "") -> None:
+            vias = "".join(f"Via: {v}\r\n" for v in packet.all("via"))
+            peer.sendto((f"SIP/2.0 {status}\r\n{vias}From: {packet.header('from')}\r\n"
+                         f"To: {packet.header('to')};tag=p\r\nCall-ID: "
+                         f"{packet.header('call-id')}\r\nCSeq: {packet.header('cseq')}\r\n"
+                         f"{extra}Content-Length: 0\r\n\r\n").encode(), address)
+
+        data, address = peer.recvfrom(65535)
+        first = parse(data)
+        assert first.header("authorization") == ""
+        answer(first, address, "401 Unauthorized",
+               'WWW-Authenticate: Digest realm="pbx", nonce="n0nce", qop="auth"\r\n')
+        while True:  # skip retransmissions of the first request
+            data, address = peer.recvfrom(65535)
+            second = parse(data)
+            if second.header("cseq") == "2 MESSAGE":
+                break
+        auth = dict(re.findall(r'(\w+)="?([^",]*)"?', second.header("authorization")[7:]))
+        md5 = lambda s: hashlib.md5(s.encode()).hexdigest()  # noqa: E731
+        expected = md5(f"{md5('1001:pbx:s3cret')}:n0nce:{auth['nc']}:{auth['cnonce']}:auth:"
+                       f"{md5('MESSAGE:' + uri)}")
+        assert auth["username"] == "1001" and auth["response"] == expected
+        assert second.header("call-id") == first.header("call-id")
+        answer(second, address, "200 OK")
+        sender.join(WAIT)
+        assert outcome == [None]
+    finally:
+        endpoint.stop()
+        peer.close()
+
+
+def _try(action):
+    try:
+        return action()
+    except Exception as exc:  # the test asserts on it
+        return exc

@@ -4,13 +4,15 @@ baresip 1.0 raises no ctrl_tcp event for an incoming MESSAGE and sends one only 
 contact" (field-notes/packages.md), so the daemon speaks this one request itself: it answers an
 incoming MESSAGE (and OPTIONS) at once, hands the text on, and sends MESSAGEs with UDP
 retransmission (RFC 3261 timer E), waiting for the final response. It is not a general SIP
-stack: no TCP/TLS, no dialogs, no digest authentication yet (a registrar that challenges a
-MESSAGE with 401/407 makes the send fail with that status).
+stack: no TCP/TLS, no dialogs. A 401/407 challenge to a MESSAGE we send is answered once with
+digest authentication (RFC 2617 MD5, qop=auth) using [sip.registrar]'s credentials.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -129,7 +131,8 @@ class MessageEndpoint:
 
     def __init__(self, listen: tuple[str, int], user: str, display_name: str,
                  on_text: Incoming, admit: Callable[[str, int], tuple[int, str] | None],
-                 timeout: float, advertised_host: str = "") -> None:
+                 timeout: float, advertised_host: str = "",
+                 credentials: tuple[str, str] | None = None) -> None:
         host, port = listen
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -143,6 +146,7 @@ class MessageEndpoint:
         self.on_text = on_text
         self.admit = admit
         self.timeout = timeout
+        self.credentials = credentials  # (username, password) for a 401/407 challenge
         self._pending: dict[str, tuple[threading.Event, list[SipPacket]]] = {}
         self._lock = threading.Lock()
         self._seen: OrderedDict[tuple[str, str], bytes] = OrderedDict()
@@ -256,8 +260,24 @@ class MessageEndpoint:
         except (socket.gaierror, IndexError) as exc:
             raise SendError(f"cannot resolve {host}: {exc}") from None
         address = info[4]
-        call_id = f"{secrets.token_hex(10)}@sipassist"
-        request = self._message(uri, text, call_id, address)
+        call_id, tag = f"{secrets.token_hex(10)}@sipassist", _tag()
+        final = self._transact(self._message(uri, text, call_id, tag, address), call_id,
+                               address, f"{host}:{port}")
+        if final.status in (401, 407) and self.credentials:
+            challenge = final.header("www-authenticate" if final.status == 401
+                                     else "proxy-authenticate")
+            name = "Authorization" if final.status == 401 else "Proxy-Authorization"
+            answer = digest_answer(challenge, "MESSAGE", uri, *self.credentials)
+            if answer:
+                final = self._transact(
+                    self._message(uri, text, call_id, tag, address, cseq=2,
+                                  extra=f"{name}: {answer}"), call_id, address, f"{host}:{port}")
+        if not 200 <= final.status < 300:
+            raise SendError(f"{host}:{port} answered {final.start[8:]}")
+
+    def _transact(self, request: bytes, call_id: str, address: tuple, where: str
+                  ) -> SipPacket:
+        """Send `request`, retransmitting (timer E), until its final response."""
         done, answers = threading.Event(), []
         with self._lock:
             self._pending[call_id] = (done, answers)
@@ -270,16 +290,15 @@ class MessageEndpoint:
                 if done.wait(min(interval, max(left, 0))):
                     break
                 if time.monotonic() >= deadline:
-                    raise SendError(f"no answer from {host}:{port} within {self.timeout:g} s")
+                    raise SendError(f"no answer from {where} within {self.timeout:g} s")
                 interval = min(interval * 2, T2)
         finally:
             with self._lock:
                 self._pending.pop(call_id, None)
-        final = answers[0]
-        if not 200 <= final.status < 300:
-            raise SendError(f"{host}:{port} answered {final.start[8:]}")
+        return answers[0]
 
-    def _message(self, uri: str, text: str, call_id: str, address: tuple) -> bytes:
+    def _message(self, uri: str, text: str, call_id: str, tag: str, address: tuple,
+                 cseq: int = 1, extra: str = "") -> bytes:
         local = self._local_host(address)
         here = f"[{local}]:{self.port}" if ":" in local else f"{local}:{self.port}"
         body = text.encode("utf-8")
@@ -287,10 +306,11 @@ class MessageEndpoint:
             f"MESSAGE {uri} SIP/2.0",
             f"Via: SIP/2.0/UDP {here};branch=z9hG4bK{secrets.token_hex(8)};rport",
             "Max-Forwards: 70",
-            f'From: "{self.display_name}" <sip:{self.user}@{here}>;tag={_tag()}',
+            f'From: "{self.display_name}" <sip:{self.user}@{here}>;tag={tag}',
             f"To: <{uri}>",
             f"Call-ID: {call_id}",
-            "CSeq: 1 MESSAGE",
+            f"CSeq: {cseq} MESSAGE",
+            *([extra] if extra else []),
             "Content-Type: text/plain;charset=UTF-8",
             f"User-Agent: sipassist/{__version__}",
             f"Content-Length: {len(body)}",
@@ -307,6 +327,36 @@ class MessageEndpoint:
         with socket.socket(self.sock.family, socket.SOCK_DGRAM) as probe:
             probe.connect(address)  # UDP connect sends nothing; it picks the route
             return probe.getsockname()[0]
+
+
+def digest_answer(challenge: str, method: str, uri: str, username: str, password: str
+                  ) -> str | None:
+    """The Authorization value answering a `Digest` challenge (MD5, qop auth or none), or
+    None for a challenge this cannot answer (another scheme or algorithm)."""
+    if not challenge.lower().startswith("digest "):
+        return None
+    params = {k.lower(): quoted or bare for k, quoted, bare in
+              re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', challenge[7:])}
+    if params.get("algorithm", "MD5").upper() != "MD5" or "nonce" not in params:
+        return None
+    realm, nonce = params.get("realm", ""), params["nonce"]
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode("utf-8")).hexdigest()  # noqa: S324 (RFC 2617)
+
+    ha1, ha2 = md5(f"{username}:{realm}:{password}"), md5(f"{method}:{uri}")
+    fields = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
+              "algorithm=MD5"]
+    if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
+        cnonce, nc = secrets.token_hex(8), "00000001"
+        response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        fields += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+    else:
+        response = md5(f"{ha1}:{nonce}:{ha2}")
+    fields.append(f'response="{response}"')
+    if "opaque" in params:
+        fields.append(f'opaque="{params["opaque"]}"')
+    return "Digest " + ", ".join(fields)
 
 
 def _address_text(address: tuple) -> str:
