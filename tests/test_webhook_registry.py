@@ -7,6 +7,8 @@ import hmac
 import json
 import time
 
+from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
+
 from .conftest import WebhookReceiver, free_tcp_port
 
 SECRET = "test-secret-0123456789"
@@ -24,14 +26,15 @@ def verify(receiver: WebhookReceiver, index: int, secret: str = SECRET) -> dict:
     return body
 
 
-def wait_for_event(receiver: WebhookReceiver, event: str, timeout: float = WAIT) -> int:
-    """The index of the first delivery of `event`, waiting for it."""
+def wait_for_event(receiver: WebhookReceiver, event: str, timeout: float = WAIT,
+                   where=lambda data: True) -> int:
+    """The index of the first delivery of `event` (whose data passes `where`), waiting."""
     deadline = time.monotonic() + timeout
     count = 1
     while time.monotonic() < deadline:
         bodies = receiver.wait(count, max(0.1, deadline - time.monotonic()))
         for i, body in enumerate(bodies):
-            if body["event"] == event:
+            if body["event"] == event and where(body["data"]):
                 return i
         count = len(bodies) + 1
     raise AssertionError(f"no {event} delivery within {timeout} s")
@@ -52,7 +55,8 @@ def wait_delivered(daemon, webhook_id: str, job_id: str, timeout: float = WAIT) 
 def test_registry_signs_call_events_and_refuses_bad_input(start_daemon, phone, webhook):
     daemon = start_daemon(phone)
     status, hook = daemon.request("POST", "/v1/webhooks", {
-        "url": webhook.url, "events": ["call.answered", "call.completed"], "secret": SECRET})
+        "url": webhook.url, "events": ["call.incoming", "call.answered", "call.completed"],
+        "secret": SECRET})
     assert status == 201, hook
     assert hook["secret"] == SECRET and hook["active"] is True
     hook_id = hook["id"]
@@ -85,6 +89,18 @@ def test_registry_signs_call_events_and_refuses_bad_input(start_daemon, phone, w
     assert body["data"]["status"] == "completed" and body["data"]["message_played"] is True
     answered = [b for b in webhook.bodies if b["event"] == "call.answered"]
     assert [b["data"]["call_id"] for b in answered] == [queued["call_id"]]
+
+    # A call to the assistant: call.incoming, call.answered, then call.completed (inbound).
+    phone.command("dial", daemon.sip_uri)
+    phone.wait_event(CALL_ESTABLISHED, timeout=10)
+    wait_for_event(webhook, "call.answered", where=lambda data: "from" in data)  # the daemon's
+    phone.command("hangup")
+    phone.wait_event(CALL_CLOSED)
+    index = wait_for_event(webhook, "call.completed",
+                           where=lambda data: data["direction"] == "inbound")
+    inbound_id = verify(webhook, index)["data"]["call_id"]
+    events = [b["event"] for b in webhook.bodies if b["data"].get("call_id") == inbound_id]
+    assert events == ["call.incoming", "call.answered", "call.completed"]
 
     # The ping goes out signed too, and the deliveries list shows it delivered.
     status, ping = daemon.request("POST", f"/v1/webhooks/{hook_id}/test")
