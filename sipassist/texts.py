@@ -53,6 +53,7 @@ class Texts:
         self.inbound = inbound
         self.publish = publish
         self.endpoint: MessageEndpoint | None = None
+        self.problem = "texts are off: set [texts] listen in the daemon's config"
         self._work: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue(QUEUE_SIZE)
         self._dialogues: OrderedDict[str, Dialogue] = OrderedDict()
         self._worker: threading.Thread | None = None
@@ -63,10 +64,16 @@ class Texts:
         t, sip = self.settings.texts, self.settings.sip
         if not t.listen:
             return
-        self.endpoint = MessageEndpoint(t.listen_address, sip.user, sip.display_name,
-                                        self._received, self._admit, t.timeout_seconds,
-                                        advertised_host=sip.interface,
-                                        credentials=_credentials(self.settings))
+        try:
+            self.endpoint = MessageEndpoint(t.listen_address, sip.user, sip.display_name,
+                                            self._received, self._admit, t.timeout_seconds,
+                                            advertised_host=sip.interface,
+                                            credentials=_credentials(self.settings))
+        except OSError as exc:  # the port taken: calls go on without texts
+            self.problem = (f"texts cannot listen on udp {t.listen} ({exc.strerror or exc}): "
+                            "free the port or change [texts] listen, then restart")
+            log.error("%s", self.problem)
+            return
         self._worker = threading.Thread(target=self._answer_loop, name="texts", daemon=True)
         self._worker.start()
         self.endpoint.start()
@@ -145,7 +152,7 @@ class Texts:
              in_reply_to: str | None = None) -> dict[str, Any]:
         """Send a text; the record (status "sent"), or SendError after recording "failed"."""
         if self.endpoint is None:
-            raise TextsOff()
+            raise TextsOff(self.problem)
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             raise TextTooLong(f"text is {len(text.encode('utf-8'))} bytes; at most "
                               f"{MAX_TEXT_BYTES} fit a SIP MESSAGE")

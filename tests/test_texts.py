@@ -137,10 +137,14 @@ def test_a_text_from_an_untrusted_source_is_refused(start_daemon, phone, ua):
     assert listing["count"] == 0
 
 
-def test_texts_off_is_a_clear_503(start_daemon, phone):
-    daemon = start_daemon(phone)
+def test_a_taken_texts_port_leaves_calls_up_and_says_why(start_daemon, phone):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        daemon = start_daemon(phone, texts={"listen": f"127.0.0.1:{port}"})
     status, body = daemon.request("POST", "/v1/texts", {"to": "1001", "text": "hi"})
-    assert status == 503 and "[texts] listen" in body["detail"]
+    assert status == 503 and f"cannot listen on udp 127.0.0.1:{port}" in body["detail"]
+    assert daemon.request("GET", "/health")[1]["status"] == "healthy"
 
 
 def test_a_challenged_text_is_sent_again_with_digest_credentials():

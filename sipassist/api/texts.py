@@ -48,8 +48,10 @@ class TextsQuery(RequestModel):
 
 def install(api: Api, services: Services) -> None:
     def texts() -> Texts:
-        if services.texts is None or services.texts.endpoint is None:
+        if services.texts is None:
             raise ApiError(503, "texts are off: set [texts] listen in the daemon's config")
+        if services.texts.endpoint is None:
+            raise ApiError(503, services.texts.problem)
         return services.texts
 
     @api.post("/v1/texts", summary="Send a text (SIP MESSAGE)", tags=["Texts"],
@@ -69,9 +71,8 @@ def install(api: Api, services: Services) -> None:
             raise ApiError(400, f"to: {exc}".replace("to: extension", "to")) from None
         except TextTooLong as exc:
             raise ApiError(413, str(exc)) from None
-        except TextsOff:
-            raise ApiError(503, "texts are off: set [texts] listen in the daemon's config") \
-                from None
+        except TextsOff as exc:
+            raise ApiError(503, str(exc)) from None
         except SendError as exc:
             raise ApiError(502, f"the text was not delivered: {exc}") from None
 
