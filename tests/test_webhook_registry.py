@@ -55,7 +55,8 @@ def wait_delivered(daemon, webhook_id: str, job_id: str, timeout: float = WAIT) 
 def test_registry_signs_call_events_and_refuses_bad_input(start_daemon, phone, webhook):
     daemon = start_daemon(phone)
     status, hook = daemon.request("POST", "/v1/webhooks", {
-        "url": webhook.url, "events": ["call.incoming", "call.answered", "call.completed"],
+        "url": webhook.url, "events": ["call.incoming", "call.answered", "call.completed",
+                                   "schedule.fired", "schedule.completed"],
         "secret": SECRET})
     assert status == 201, hook
     assert hook["secret"] == SECRET and hook["active"] is True
@@ -101,6 +102,17 @@ def test_registry_signs_call_events_and_refuses_bad_input(start_daemon, phone, w
     inbound_id = verify(webhook, index)["data"]["call_id"]
     events = [b["event"] for b in webhook.bodies if b["data"].get("call_id") == inbound_id]
     assert events == ["call.incoming", "call.answered", "call.completed"]
+
+    # A schedule: schedule.fired when its call is placed, schedule.completed when it ends.
+    status, schedule = daemon.request("POST", "/schedule", {
+        "extension": "phone", "message": "Your reminder.", "delay_seconds": 1})
+    assert status == 200, schedule
+    sid = schedule["schedule_id"]
+    done = verify(webhook, wait_for_event(webhook, "schedule.completed",
+                                          where=lambda data: data["schedule_id"] == sid))
+    assert done["data"]["status"] == "completed"
+    fired = [b["data"] for b in webhook.bodies if b["event"] == "schedule.fired"]
+    assert [d["schedule_id"] for d in fired] == [sid]
 
     # The ping goes out signed too, and the deliveries list shows it delivered.
     status, ping = daemon.request("POST", f"/v1/webhooks/{hook_id}/test")
