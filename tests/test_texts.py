@@ -12,6 +12,8 @@ import pytest
 
 from sipassist.telephony.sip_message import SipPacket, parse
 
+pytestmark = [pytest.mark.telephony, pytest.mark.models]
+
 WAIT = 30.0
 
 

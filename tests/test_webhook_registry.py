@@ -7,11 +7,15 @@ import hmac
 import json
 import time
 
+import pytest
+
 from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 
 from .conftest import WebhookReceiver, free_tcp_port
 
 SECRET = "test-secret-0123456789"
+pytestmark = [pytest.mark.telephony, pytest.mark.models]
+
 WAIT = 60.0
 
 
@@ -148,3 +152,19 @@ def test_deliveries_pending_at_a_restart_arrive_after_it(start_daemon, phone, tm
         assert entry["event"] == "ping"
     finally:
         receiver.stop()
+
+
+def test_a_collected_choice_is_published(start_daemon, phone, webhook, synthesizer):
+    from .test_listening import CHOICE, MESSAGE, phone_says
+
+    phone_says(phone, synthesizer, "Yeah, that works.")
+    daemon = start_daemon(phone)
+    status, _ = daemon.request("POST", "/v1/webhooks", {
+        "url": webhook.url, "events": ["choice.collected"], "secret": SECRET})
+    assert status == 201
+    status, queued = daemon.request("POST", "/call", {"message": MESSAGE, "extension": "phone",
+                                                      "choice": CHOICE})
+    assert status == 200, queued
+    body = verify(webhook, wait_for_event(webhook, "choice.collected", timeout=90))
+    assert body["data"]["call_id"] == queued["call_id"]
+    assert body["data"]["choice_response"] == "confirmed"
