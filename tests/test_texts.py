@@ -110,6 +110,7 @@ def test_a_text_is_answered_and_one_sent_arrives(start_daemon, phone, ua, webhoo
     assert status == 201, text
     assert text["status"] == "sent" and text["peer"] == ua.uri
     assert ua.requests.get(timeout=WAIT).body.decode() == "Hello ☀"
+    assert webhook.wait(3)[2]["data"]["text"] == "Hello ☀"  # its text.sent
     status, listing = daemon.request("GET", "/v1/texts")
     assert [t["direction"] for t in listing["texts"]] == ["outbound", "outbound", "inbound"]
 
