@@ -239,6 +239,21 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class TextSettings:
+    """[texts]: SIP MESSAGE (RFC 3428) on a UDP port of the daemon's own, beside baresip's."""
+
+    # "host:port" texts are received (and sent) on; "" = no texts (POST /v1/texts gets 503).
+    listen: str = ""
+    answer: bool = True  # answer an incoming text with the assistant, by a MESSAGE back
+    timeout_seconds: float = 8.0  # wait this long for the far end to accept a text we send
+    keep: int = 1000  # texts kept for GET /v1/texts; the oldest go first
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return _host_port("texts.listen", self.listen)
+
+
+@dataclass(frozen=True)
 class CallSettings:
     default_ring_timeout: int = 30
     max_ring_timeout: int = 300
@@ -278,6 +293,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    texts: TextSettings = field(default_factory=TextSettings)
 
     @property
     def calls_db(self) -> Path:
@@ -307,6 +323,14 @@ class Settings:
     @property
     def knowledge_dir(self) -> Path:
         return self.paths.state_dir / "knowledge"
+
+    @property
+    def texts_db(self) -> Path:
+        return self.paths.state_dir / "texts.json"
+
+    @property
+    def webhook_registry_db(self) -> Path:
+        return self.paths.state_dir / "webhook-registry.json"
 
     @property
     def baresip_dir(self) -> Path:
@@ -385,6 +409,11 @@ def _validate(settings: Settings) -> None:
     if not re.fullmatch(r"[^\"\r\n<>;]{0,64}", sip.display_name):
         raise ConfigError("sip.display_name: no quotes, <, >, ; or line breaks")
     _host_port("sip.listen", sip.listen)
+    if settings.texts.listen:
+        if settings.texts.listen_address == (sip.listen_host, sip.listen_port):
+            raise ConfigError("texts.listen: use a port of its own; baresip has sip.listen")
+    if settings.texts.timeout_seconds <= 0 or settings.texts.keep < 1:
+        raise ConfigError("texts.timeout_seconds and texts.keep: write more than 0")
     if sip.interface and not re.fullmatch(r"[0-9A-Fa-f.:]+", sip.interface):
         raise ConfigError(f"sip.interface = {sip.interface!r}: write an IP address or leave it \"\"")
     if not re.fullmatch(r"(\d+)-(\d+)", sip.rtp_ports) or (
@@ -540,6 +569,7 @@ _SECTIONS = {
     "llm": LlmSettings,
     "calls": CallSettings,
     "knowledge": KnowledgeSettings,
+    "texts": TextSettings,
 }
 
 

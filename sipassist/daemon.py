@@ -40,6 +40,8 @@ from .voice.bias import tool_prompt
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
+from .webhook_registry import WebhookRegistry
+from .texts import Texts
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,10 @@ class Daemon:
         self.webhooks_failed = Store(s.webhooks_failed_db, self.faults)
         self.webhooks = WebhookSender(self.webhooks_store, s.webhooks,
                                       failed=self.webhooks_failed)
+        # Registered webhooks: every part publishes its events here (events.py).
+        self.registry_store = Store(s.webhook_registry_db, self.faults)
+        self.registry = WebhookRegistry(self.registry_store, self.webhooks)
+        self.publish = self.registry.publish
         self.switchboard = Switchboard(s)
         if self.synthesizer is None:
             log.info("loading the Piper voice")
@@ -113,6 +119,7 @@ class Daemon:
         self.runner = CallRunner(self.switchboard, self.tts.synthesize,
                                  self.transcriber.transcribe, s.calls, s.listening,
                                  s.audio.sample_rate, self.active)
+        self.runner.publish = self.publish
         self.queue = CallQueue(self.calls_live, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished, history=self.calls_history,
@@ -126,6 +133,7 @@ class Daemon:
         self.schedules_store = Store(s.schedules_db, self.faults)
         self.schedules = ScheduledCalls(self.schedules_store, self.placer, self.tools,
                                         self.webhooks, s.schedule)
+        self.schedules.publish = self.publish
         # The timer is a one-shot schedule; schedules may in turn run tools.
         self.tools.add(TimerTool(self.schedules.scheduler, zone))
         if self.chat is None:
@@ -137,13 +145,18 @@ class Daemon:
         self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
                                     self.transcriber.transcribe_detailed, self.chat, s, self.active,
                                     self._call_finished, self.router)
+        self.inbound.publish = self.publish
         self.switchboard.on_incoming = self.inbound.handle
+        self.texts_store = Store(s.texts_db, self.faults)
+        self.texts = Texts(s, self.texts_store, self.switchboard.trust, self.inbound,
+                           self.publish)
         self.keys = KeyStore(s.paths.state_dir)
         self.knowledge = open_knowledge_base(s)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.tts.synthesize,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
-                            faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge)
+                            faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge,
+                            registry=self.registry, texts=self.texts)
         self.app = build_app(services)
         host, warning = listen_host(s.api, self.keys)
         if warning:
@@ -154,7 +167,7 @@ class Daemon:
 
     def _call_finished(self, record: CallRecord) -> None:
         # Each part on its own: one failing must not cost the other (nor the caller's thread).
-        for part in (self._send_call_webhook, self.schedules.call_finished):
+        for part in (self._send_call_webhook, self._publish_call, self.schedules.call_finished):
             try:
                 part(record)
             except Exception:
@@ -164,6 +177,10 @@ class Daemon:
     def _send_call_webhook(self, record: CallRecord) -> None:
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
+
+    def _publish_call(self, record: CallRecord) -> None:
+        event = "call.transferred" if record.status == "transferred" else "call.completed"
+        self.publish(event, {**record.webhook_payload(), "direction": record.direction})
 
     def start(self, ready_timeout: float | None = None) -> bool:
         """Start everything; True once telephony (and registration, if any) is up."""
@@ -175,6 +192,7 @@ class Daemon:
         self.schedules.start()
         if self.weather.enabled:
             self.weather.start()
+        self.texts.start()
         self.api.start()
         ready = self._wait_healthy(ready_timeout)
         if ready:
@@ -210,6 +228,7 @@ class Daemon:
             self.watchdog.stop()
         self.api.stop()
         self.schedules.stop()
+        self.texts.stop()
         self.queue.stop(timeout=2)
         self.switchboard.stop()
         self.queue.stop(timeout=10)
@@ -220,6 +239,8 @@ class Daemon:
         self.calls_history.close()
         self.webhooks_store.close()
         self.webhooks_failed.close()
+        self.registry_store.close()
+        self.texts_store.close()
         self.schedules_store.close()
 
     def run_until_signalled(self) -> None:

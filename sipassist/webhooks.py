@@ -13,6 +13,8 @@ after restart, so each request carries an X-Sipassist-Job-Id header for receiver
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -23,7 +25,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,25 +42,30 @@ MAX_URL_LENGTH = 2048
 _BAD_URL = "callback_url must be an http:// or https:// URL with a host"
 
 
-def validate_callback_url(url: object) -> str | None:
+def validate_callback_url(url: object, name: str = "callback_url") -> str | None:
     """An error message fit for an API 400 `detail`, or None if `url` can take webhooks."""
     if not isinstance(url, str):
-        return "callback_url must be a string"
+        return f"{name} must be a string"
     if len(url) > MAX_URL_LENGTH:
-        return f"callback_url must be at most {MAX_URL_LENGTH} characters"
+        return f"{name} must be at most {MAX_URL_LENGTH} characters"
     if any(c.isspace() or not c.isprintable() for c in url):
-        return "callback_url must not contain spaces or control characters"
+        return f"{name} must not contain spaces or control characters"
     if not url.isascii():
         # http.client cannot put non-ASCII in a request line; fail now, not at delivery.
-        return "callback_url must be ASCII; percent-encode other characters"
+        return f"{name} must be ASCII; percent-encode other characters"
     try:
         parts = urlsplit(url)
         parts.port  # raises ValueError for a bad port
     except ValueError:
-        return _BAD_URL
+        return _BAD_URL.replace("callback_url", name)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return _BAD_URL
+        return _BAD_URL.replace("callback_url", name)
     return None
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The X-Sipassist-Signature value: HMAC-SHA256 of the exact body bytes."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,10 @@ class WebhookJob:
     next_attempt_at: float  # unix time
     created_at: float  # unix time; retried until retry_hours after it
     last_error: str | None = None
+    # Registry deliveries (webhook_registry.py): extra headers, the signing secret, the hook.
+    headers: dict[str, str] = field(default_factory=dict)
+    secret: str | None = None
+    webhook_id: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +96,9 @@ class WebhookJob:
             # Jobs from before the horizon existed count from their next attempt.
             created_at=float(doc.get("created_at", doc["next_attempt_at"])),
             last_error=doc.get("last_error"),
+            headers={str(k): str(v) for k, v in (doc.get("headers") or {}).items()},
+            secret=doc.get("secret"),
+            webhook_id=doc.get("webhook_id"),
         )
 
 
@@ -145,6 +159,8 @@ class WebhookSender:
         self._thread: threading.Thread | None = None
         # Jobs a storage error kept out of the store: delivered from here, written when it can.
         self._unsaved: dict[str, WebhookJob] = {}
+        # Told each outcome of a registry delivery: (job, "delivered" | "retrying" | "failed").
+        self.on_outcome: Callable[[WebhookJob, str], None] | None = None
 
     def start(self) -> None:
         """Start the delivery thread; jobs left by an earlier run are delivered too."""
@@ -175,8 +191,11 @@ class WebhookSender:
             log.error("%d webhook(s) could not be written to %s and are lost with this stop",
                       len(self._unsaved), self._store.path)
 
-    def send(self, url: str, payload: dict[str, Any]) -> str:
-        """Queue a POST of `payload` as JSON to `url` and return its job id at once."""
+    def send(self, url: str, payload: dict[str, Any], headers: dict[str, str] | None = None,
+             secret: str | None = None, webhook_id: str | None = None) -> str:
+        """Queue a POST of `payload` as JSON to `url` and return its job id at once.
+
+        `headers` go with it; with `secret` the body is signed (X-Sipassist-Signature)."""
         error = validate_callback_url(url)
         if error:
             raise ValueError(error)
@@ -185,7 +204,8 @@ class WebhookSender:
         json.dumps(payload, allow_nan=False)  # fail in the caller, not later on the thread
         now = self._clock()
         job = WebhookJob(uuid.uuid4().hex, url, payload, attempts=0, next_attempt_at=now,
-                         created_at=now)
+                         created_at=now, headers=dict(headers or {}), secret=secret,
+                         webhook_id=webhook_id)
         try:
             self._store.insert(TABLE, job.to_doc())
         except StorageError:
@@ -269,6 +289,7 @@ class WebhookSender:
         if failure is None:
             self._forget(job)
             log.info("webhook to %s delivered (%s)", url, _ids(job.payload))
+            self._tell(replace(job, attempts=attempt, last_error=None), "delivered")
             return
         retryable, reason = failure
         now = self._clock()
@@ -281,6 +302,7 @@ class WebhookSender:
         out_of_attempts = bool(s.max_attempts) and attempt >= s.max_attempts
         if retryable and not (out_of_time or out_of_attempts):
             self._keep(updated)
+            self._tell(updated, "retrying")
             log.warning("webhook to %s attempt %d%s failed: %s (retrying for %.1f h more)",
                         url, attempt, limit, reason, max(0.0, s.retry_hours - age / 3600))
             return
@@ -288,6 +310,14 @@ class WebhookSender:
         self._fail(updated, now, "permanent failure" if not retryable else
                    f"no success in {age / 3600:.1f} h" if out_of_time else
                    f"{attempt} attempts made")
+
+    def _tell(self, job: WebhookJob, outcome: str) -> None:
+        if self.on_outcome is None or job.webhook_id is None:
+            return
+        try:
+            self.on_outcome(job, outcome)
+        except Exception:  # the delivery log is a view; delivery itself goes on
+            log.exception("recording the outcome of webhook job %s failed", job.job_id)
 
     def _keep(self, job: WebhookJob) -> None:
         with self._wake:
@@ -308,6 +338,7 @@ class WebhookSender:
         """Keep a delivery that failed for good where the API lists it, then drop the job."""
         self._failed.insert(FAILED_TABLE, {**job.to_doc(), "failed_at": now})
         self._forget(job)
+        self._tell(job, "failed")
         log.error("webhook to %s failed for good after %d attempt(s), %s: %s (%s); kept in "
                   "GET /v1/webhooks/deliveries?status=failed", _safe_url(job.url),
                   job.attempts, why, job.last_error, _ids(job.payload))
@@ -327,16 +358,16 @@ class WebhookSender:
 
     def _post(self, job: WebhookJob) -> tuple[bool, str] | None:
         """None on a 2xx, else (worth retrying, reason)."""
-        request = urllib.request.Request(
-            job.url,
-            data=json.dumps(job.payload, allow_nan=False).encode("utf-8"),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": f"sipassist/{__version__}",
-                "X-Sipassist-Job-Id": job.job_id,
-            },
-        )
+        body = json.dumps(job.payload, allow_nan=False).encode("utf-8")
+        headers = {
+            **job.headers,
+            "Content-Type": "application/json",
+            "User-Agent": f"sipassist/{__version__}",
+            "X-Sipassist-Job-Id": job.job_id,
+        }
+        if job.secret:
+            headers["X-Sipassist-Signature"] = signature(job.secret, body)
+        request = urllib.request.Request(job.url, data=body, method="POST", headers=headers)
         try:
             with self._opener.open(request, timeout=self._settings.timeout_seconds) as response:
                 status = response.status

@@ -225,20 +225,28 @@ def start_daemon(tmp_path: Path, ports: PortBlocks, synthesizer, transcriber):
 # -- a webhook receiver -----------------------------------------------------------------------
 
 class WebhookReceiver:
-    """An HTTP server on loopback that records JSON POSTs; wait() blocks until N arrived."""
+    """An HTTP server on loopback that records JSON POSTs; wait() blocks until N arrived.
+
+    `raw` and `headers` keep each POST's exact bytes and headers, in the order of `bodies`
+    (for signature checks)."""
 
     def __init__(self, port: int = 0) -> None:
         self.bodies: list[dict] = []
+        self.raw: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
         self._cond = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (stdlib name)
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
+                raw = self.rfile.read(length)
+                body = json.loads(raw)
                 self.send_response(200)
                 self.end_headers()
                 with receiver._cond:
+                    receiver.raw.append(raw)
+                    receiver.headers.append(dict(self.headers.items()))
                     receiver.bodies.append(body)
                     receiver._cond.notify_all()
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import calls, health, key_routes, knowledge, openapi, schedule, speak, tools, webhooks
+from . import (calls, health, key_routes, knowledge, openapi, schedule, speak, texts, tools,
+               webhooks)
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -23,6 +24,7 @@ def build_api(services: Services) -> Api:
     schedule.install(api, services)
     webhooks.install(api, services)
     knowledge.install(api, services)
+    texts.install(api, services)
     key_routes.install(api, keys_of(services))
     openapi.install(api)
     return api

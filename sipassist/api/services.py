@@ -15,6 +15,8 @@ from ..telephony.switchboard import Switchboard
 from ..tools.registry import ToolRegistry
 from .keys import KeyStore
 from ..webhooks import WebhookSender
+from ..webhook_registry import WebhookRegistry
+from ..texts import Texts
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,5 @@ class Services:
     faults: StorageFaults | None = None  # storage problems, for GET /health
     webhooks: WebhookSender | None = None  # for GET /v1/webhooks/deliveries
     knowledge: KnowledgeBase | None = None  # None: no /v1/knowledge (503)
+    registry: WebhookRegistry | None = None  # /v1/webhooks subscriptions
+    texts: Texts | None = None  # /v1/texts (SIP MESSAGE)

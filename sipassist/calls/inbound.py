@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..config import Settings
+from ..events import Publish, ignore
 from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
@@ -67,6 +68,8 @@ def caller_extension(uri: str) -> str:
 
 
 class InboundCalls:
+    publish: Publish = ignore  # call.incoming, call.answered (the daemon wires it)
+
     def __init__(self, switchboard: Switchboard, queue: CallQueue, tools: ToolRegistry,
                  speak: Speak, transcribe: Transcribe, chat: Chat | None, settings: Settings,
                  active: ActiveCalls, on_finished: Callable[[CallRecord], None],
@@ -104,9 +107,11 @@ class InboundCalls:
             self.queue.record_refused(record.evolve(status=BUSY, completed_at=iso(utc_now())))
             return
         log.info("answering a call from %s", call.uri, extra=fields)
+        self.publish("call.incoming", {"call_id": record.call_id, "from": call.uri})
         status, error = COMPLETED, None
         try:
             self._answer(call)
+            self.publish("call.answered", {"call_id": record.call_id, "from": call.uri})
             self.queue.update(record.call_id, status=IN_PROGRESS)
             error = self._converse(record, call)
             status = FAILED if error else COMPLETED

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import CallSettings, ListenSettings
+from ..events import Publish, ignore
 from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
@@ -60,6 +61,8 @@ class ActiveCalls:
 
 
 class CallRunner:
+    publish: Publish = ignore  # call.answered, choice.collected (the daemon wires it)
+
     def __init__(self, switchboard: Switchboard, speak: Speak, transcribe: Transcribe | None,
                  settings: CallSettings, endpointing: ListenSettings, sample_rate: int,
                  active: ActiveCalls) -> None:
@@ -96,6 +99,7 @@ class CallRunner:
                 status, error = outcome
                 return update(status=status, completed_at=iso(utc_now()), error=error)
             record = update(status=IN_PROGRESS)
+            self.publish("call.answered", {**record.webhook_payload(), "direction": "outbound"})
             return self._answered(record, call, speech, update)
         finally:
             self.switchboard.finish(call)
@@ -136,6 +140,7 @@ class CallRunner:
                 response, raw_text = self._collect_choice(session,
                                                           ChoiceSpec.from_document(record.choice))
                 record = update(choice_response=response, choice_raw_text=raw_text)
+                self.publish("choice.collected", record.webhook_payload())
             session.play(self._silence(self.settings.hangup_pause_seconds))
         except CallEnded as ended:
             if ended.lost:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from ..config import ScheduleSettings
+from ..events import Publish, ignore
 from ..scheduling import COMPLETED, ScheduleRecord, Scheduler, webhook_payload
 from ..store import Store
 from ..tools.registry import ToolRegistry
@@ -32,6 +33,8 @@ def schedule_id_of(call_id: str) -> str | None:
 
 
 class ScheduledCalls:
+    publish: Publish = ignore  # schedule.fired, schedule.completed (the daemon wires it)
+
     def __init__(self, store: Store, placer: CallPlacer, tools: ToolRegistry,
                  webhooks: WebhookSender, settings: ScheduleSettings,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
@@ -67,6 +70,8 @@ class ScheduledCalls:
         return call.call_id
 
     def _on_fired(self, record: ScheduleRecord, outcome: str) -> None:
+        self.publish("schedule.completed" if outcome != COMPLETED else "schedule.fired",
+                     webhook_payload(record, outcome, self.clock()))
         if outcome != COMPLETED and record.callback_url:
             self.webhooks.send(record.callback_url, webhook_payload(record, outcome, self.clock()))
 
@@ -75,6 +80,10 @@ class ScheduledCalls:
         if schedule_id is None:
             return
         record = self.scheduler.get(schedule_id)
+        if record:
+            self.publish("schedule.completed", {**webhook_payload(record, call.status,
+                                                                  self.clock()),
+                                                "call_id": call.call_id})
         if record and record.callback_url:
             self.webhooks.send(record.callback_url,
                                webhook_payload(record, call.status, self.clock()))
