@@ -7,6 +7,7 @@ import signal
 import time
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .api.app import build_app
 from .api.server import ApiServer
@@ -29,7 +30,12 @@ from .tools.datetime_tool import DateTimeTool
 from .tools.registry import ToolRegistry
 from .tools.timer import TimerTool
 from .tools.weather import WeatherTool
+from .api.model_service import ModelService
+from .metrics import Metrics
 from .voice.asr import Transcriber
+from .voice.completion import Completer
+from .voice.gate import GateSettings, ModelGates
+from .voice.remote import RemoteSynthesizer, RemoteTranscriber, WithFallback
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
@@ -70,6 +76,50 @@ def load_chat(settings: Settings) -> Chat | None:
         return None
 
 
+class GatedChat:
+    """The call's LLM reply, holding the LLM gate while it is generated (calls come first)."""
+
+    def __init__(self, chat: Chat, gates: ModelGates) -> None:
+        self.chat, self.gates = chat, gates
+
+    def reply(self, history):
+        return self.gates.call_stream("llm", self.chat.reply(history))
+
+
+class GatedRouter:
+    def __init__(self, router: ToolRouter, gates: ModelGates) -> None:
+        self.router, self.gates = router, gates
+
+    def route(self, text, tools):
+        with self.gates.call("llm"):
+            return self.router.route(text, tools)
+
+
+def local_model_wanted(backend: str, settings: Settings) -> bool:
+    return backend == "local" or settings.models.remote_fallback
+
+
+def call_engines(s: Settings, synthesizer: Synthesizer | None, transcriber: Transcriber | None,
+                 metrics: Metrics):
+    """(speak, transcribe) for calls: local, or remote with the local model behind."""
+    m = s.models
+    fallback = metrics.remote_fallbacks.labels
+    speak = synthesizer.synthesize if synthesizer else None
+    if m.tts_backend == "remote":
+        remote = RemoteSynthesizer(m.tts_url, m.tts_remote_model, m.tts_remote_voice,
+                                   s.audio.sample_rate, m.remote_api_key,
+                                   m.remote_timeout_seconds)
+        speak = WithFallback("TTS", remote.synthesize, speak,
+                             on_fallback=lambda kind: fallback("tts").inc())
+    transcribe = transcriber.transcribe if transcriber else None
+    if m.asr_backend == "remote":
+        remote_asr = RemoteTranscriber(m.asr_url, m.asr_remote_model, m.remote_api_key,
+                                       m.remote_timeout_seconds)
+        transcribe = WithFallback("ASR", remote_asr.transcribe, transcribe,
+                                  on_fallback=lambda kind: fallback("asr").inc())
+    return speak, transcribe
+
+
 @dataclass
 class Daemon:
     settings: Settings
@@ -78,27 +128,37 @@ class Daemon:
     transcriber: Transcriber | None = None
     chat: Chat | None = None
     router: ToolRouter | None = None
+    completer: Completer | None = None  # the API's LLM context; else loaded on first use
 
     def __post_init__(self) -> None:
         s = self.settings
         for directory in (s.paths.state_dir, s.paths.runtime_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        self.metrics = Metrics()
         self.calls_store = Store(s.calls_db)
         self.webhooks_store = Store(s.webhooks_db)
         self.webhooks = WebhookSender(self.webhooks_store, s.webhooks)
+        self.webhooks.on_result = lambda result: self.metrics.webhooks.labels(result).inc()
         self.switchboard = Switchboard(s)
-        if self.synthesizer is None:
+        if self.synthesizer is None and local_model_wanted(s.models.tts_backend, s):
             log.info("loading the Piper voice")
             voice = resolve_tts_voice(s.models, s.paths.models)
             self.synthesizer = Synthesizer(voice, s.audio.sample_rate)
         self.tts = self.synthesizer
-        if self.transcriber is None:
+        if self.transcriber is None and local_model_wanted(s.models.asr_backend, s):
             log.info("loading the Whisper model")
             self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models))
         self.active = ActiveCalls()
-        self.runner = CallRunner(self.switchboard, self.tts.synthesize,
-                                 self.transcriber.transcribe, s.calls, s.listening,
-                                 s.audio.sample_rate, self.active)
+        api = s.model_api
+        self.gates = ModelGates(
+            GateSettings(api.api_wait_seconds, api.api_queue, api.call_linger_seconds),
+            caller_speaking=self.active.any_speaking,
+            on_refused=lambda model: self.metrics.api_refused.labels(model).inc())
+        speak, transcribe = call_engines(s, self.synthesizer, self.transcriber, self.metrics)
+        self.speak = self.gates.calls_first("tts", speak)
+        self.transcribe = self.gates.calls_first("asr", transcribe)
+        self.runner = CallRunner(self.switchboard, self.speak, self.transcribe, s.calls,
+                                 s.listening, s.audio.sample_rate, self.active)
         self.queue = CallQueue(self.calls_store, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished)
@@ -118,18 +178,40 @@ class Daemon:
             self.router = load_router(s)
         if self.router is not None:
             self.router.warm_up(self.tools)
-        self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
-                                    self.transcriber.transcribe, self.chat, s, self.active,
-                                    self._call_finished, self.router)
+        self.inbound = InboundCalls(
+            self.switchboard, self.queue, self.tools, self.speak, self.transcribe,
+            GatedChat(self.chat, self.gates) if self.chat is not None else None, s, self.active,
+            self._call_finished, GatedRouter(self.router, self.gates) if self.router else None)
+        endpointing = s.listening.silence_seconds
+        self.inbound.on_turn = lambda call_id, turn: self.metrics.observe_turn(call_id, turn,
+                                                                               endpointing)
         self.switchboard.on_incoming = self.inbound.handle
+        self.metrics.watch(self.queue.status, self.gates.waiting)
+        self.models = self._model_service()
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
-                            placer=self.placer, active=self.active, speak=self.tts.synthesize,
-                            tools=self.tools, schedules=self.schedules)
+                            placer=self.placer, active=self.active, speak=self.speak,
+                            tools=self.tools, schedules=self.schedules, models=self.models,
+                            metrics=self.metrics)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None
 
+    def _model_service(self) -> ModelService:
+        """The box's local models for the API (a remote backend's are not offered again)."""
+        s = self.settings
+        llm_name = loader = None
+        if self.completer is not None:
+            llm_name, loaded = self.completer.name, self.completer
+            loader = lambda: loaded  # noqa: E731
+        elif s.llm.backend == "local" and isinstance(self.chat, LocalChat):
+            llm_name = s.llm.model if "/" not in s.llm.model else Path(s.llm.model).stem
+            loader = lambda: Completer(  # noqa: E731
+                resolve_llm_model(s.llm.model, s.paths.models), s.llm.threads, s.llm.context)
+        return ModelService(s.model_api, self.gates, self.metrics, llm_name, loader,
+                            s.llm.context, self.transcriber, self.synthesizer)
+
     def _call_finished(self, record: CallRecord) -> None:
+        self.metrics.call_ended(record.direction, record.status)
         if record.callback_url:
             self.webhooks.send(record.callback_url, record.webhook_payload())
         self.schedules.call_finished(record)

@@ -109,6 +109,8 @@ class WebhookSender:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # Told "delivered", "failed" (to be retried) or "dropped" after each attempt (metrics).
+        self.on_result: Callable[[str], None] | None = None
 
     def start(self) -> None:
         """Start the delivery thread; jobs left by an earlier run are delivered too."""
@@ -186,8 +188,11 @@ class WebhookSender:
         if failure is None:
             self._store.remove(TABLE, "job_id", job.job_id)
             log.info("webhook to %s delivered (%s)", url, _ids(job.payload))
+            self._report("delivered")
             return
         retryable, reason = failure
+        retry = retryable and attempt < self._settings.max_attempts
+        self._report("failed" if retry else "dropped")
         log.warning(
             "webhook to %s attempt %d/%d failed: %s",
             url, attempt, self._settings.max_attempts, reason,
@@ -204,6 +209,13 @@ class WebhookSender:
             "webhook to %s dropped after %d attempt(s), %s: %s (%s)",
             url, attempt, why, reason, _ids(job.payload),
         )
+
+    def _report(self, result: str) -> None:
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:  # metrics must never stop delivery
+                log.exception("webhook result hook failed")
 
     def _backoff(self, attempt: int) -> float:
         s = self._settings

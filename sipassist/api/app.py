@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bottle
 
-from . import auth, calls, errors, health, schedule, speak, tools
+from . import asr, auth, calls, errors, health, llms, metrics, openai_compat, schedule, speak
+from . import tools, tts
 from .services import Services
 
 
@@ -17,4 +18,9 @@ def build_app(services: Services) -> bottle.Bottle:
     speak.install(app, services)
     tools.install(app, services)
     schedule.install(app, services)
+    if services.models is not None:
+        for module in (llms, asr, tts, openai_compat):
+            module.install(app, services.models)
+    if services.metrics is not None:
+        metrics.install(app, services.metrics, services.settings.api.metrics_open)
     return app

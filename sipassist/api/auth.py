@@ -46,7 +46,9 @@ class TokenAuth:
         self._token = token.encode()
 
     def apply(self, callback, route: bottle.Route):
-        if not self._token or (route.method, route.rule) in OPEN_ROUTES:
+        # A route declared with open=True (GET /metrics with [api] metrics_open) needs no token.
+        if not self._token or (route.method, route.rule) in OPEN_ROUTES or \
+                route.config.get("open"):
             return callback
 
         def wrapper(*args, **kwargs):

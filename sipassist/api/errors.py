@@ -11,10 +11,11 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}  # e.g. Retry-After on a 503
 
 
 def json_response(status: int, body: object) -> bottle.HTTPResponse:
@@ -32,7 +33,10 @@ def install(app: bottle.Bottle) -> None:
             try:
                 return callback(*args, **kwargs)
             except ApiError as exc:
-                return json_response(exc.status, {"detail": exc.detail})
+                response = json_response(exc.status, {"detail": exc.detail})
+                for name, value in exc.headers.items():
+                    response.set_header(name, value)
+                return response
             except bottle.HTTPResponse:
                 raise
             except Exception:

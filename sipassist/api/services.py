@@ -10,7 +10,9 @@ from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
 from ..config import Settings
 from ..telephony.switchboard import Switchboard
+from ..metrics import Metrics
 from ..tools.registry import ToolRegistry
+from .model_service import ModelService
 
 
 @dataclass(frozen=True)
@@ -23,3 +25,5 @@ class Services:
     speak: Speak
     tools: ToolRegistry
     schedules: ScheduledCalls
+    models: ModelService | None = None  # the box's models as /v1 endpoints
+    metrics: Metrics | None = None
