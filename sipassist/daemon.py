@@ -194,6 +194,7 @@ class Daemon:
                             metrics=self.metrics)
         self.api = ApiServer(build_app(services), s.api.host, s.api.port)
         self._stop_requested = threading.Event()
+        self._stopped = False
         self.watchdog: Watchdog | None = None
 
     def _model_service(self) -> ModelService:
@@ -252,6 +253,9 @@ class Daemon:
                 f"{queue['active']} active call(s), {queue['pending']} queued")
 
     def stop(self) -> None:
+        if self._stopped:  # a test may stop a daemon early; the fixture stops it again
+            return
+        self._stopped = True
         notify("STOPPING=1")
         log.info("stopping")
         if self.watchdog:
