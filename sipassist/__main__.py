@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 # Before any model library loads OpenMP: busy-waiting threads starve ASR, LLM and TTS of the
@@ -55,6 +56,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.call import run as run_call
 
         return run_call(settings, questions=args.questions, json_path=args.json)
+    if args.what == "api":
+        from .bench.api import run as run_api
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return run_api(settings, questions=args.questions,
+                       json_path=args.json or Path("bench-results") / f"api-{stamp}.json")
     return 2
 
 
@@ -74,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call"],
+    bench.add_argument("what", choices=["asr", "call", "api"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
-                            "latency of real calls over loopback")
+                            "latency of real calls over loopback; api: /health latency and "
+                            "the cost of API model work to a live call (JSON in "
+                            "bench-results/)")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
     bench.add_argument("--config", type=Path, default=None,
