@@ -16,12 +16,16 @@ def test_a_call_waits_only_for_the_slice_running_not_for_queued_api_requests():
     in_slice, release = threading.Event(), threading.Event()
     order: list[str] = []
 
+    def work():  # the model's work, one item per slice; the first takes a while
+        for step in range(3):
+            if step == 0:
+                in_slice.set()
+                assert release.wait(WAIT)
+            yield step
+
     def api_request():
         with gates.api("tts"):
-            for step in gates.api_slices("tts", iter(range(3))):
-                if step == 0:
-                    in_slice.set()
-                    assert release.wait(WAIT)
+            for step in gates.api_slices("tts", work()):
                 order.append(f"api-{step}")
 
     worker = threading.Thread(target=api_request)

@@ -145,14 +145,15 @@ def _pyav(data: bytes) -> tuple[np.ndarray, int] | None:
         with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.audio[0]
             rate = stream.rate or stream.codec_context.sample_rate
-            # Decode to float mono at the file's own rate; the project's resampler does the rest.
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            # Planar float at the file's own rate and layout; channels are averaged here (PyAV's
+            # downmix weighs them by 0.707), the project's resampler does the rest.
+            resampler = av.AudioResampler(format="fltp", rate=rate)
             parts = []
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(-1))
+                    parts.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
+                parts.append(out.to_ndarray().mean(axis=0))
     except Exception:  # av.error.* for corrupt data, IndexError for no audio stream
         return None
     if not parts or not rate:
