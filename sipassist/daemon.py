@@ -34,8 +34,8 @@ from .api.model_service import ModelService
 from .metrics import Metrics
 from .voice.asr import Transcriber
 from .voice.completion import Completer
+from .voice.engines import GatedChat, GatedRouter, call_engines, local_model_wanted
 from .voice.gate import GateSettings, ModelGates
-from .voice.remote import RemoteSynthesizer, RemoteTranscriber, WithFallback
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
@@ -74,50 +74,6 @@ def load_chat(settings: Settings) -> Chat | None:
         log.warning("llama-cpp-python is not installed (pip install 'sipassist[llm]'); "
                     "answering plain questions only")
         return None
-
-
-class GatedChat:
-    """The call's LLM reply, holding the LLM gate while it is generated (calls come first)."""
-
-    def __init__(self, chat: Chat, gates: ModelGates) -> None:
-        self.chat, self.gates = chat, gates
-
-    def reply(self, history):
-        return self.gates.call_stream("llm", self.chat.reply(history))
-
-
-class GatedRouter:
-    def __init__(self, router: ToolRouter, gates: ModelGates) -> None:
-        self.router, self.gates = router, gates
-
-    def route(self, text, tools):
-        with self.gates.call("llm"):
-            return self.router.route(text, tools)
-
-
-def local_model_wanted(backend: str, settings: Settings) -> bool:
-    return backend == "local" or settings.models.remote_fallback
-
-
-def call_engines(s: Settings, synthesizer: Synthesizer | None, transcriber: Transcriber | None,
-                 metrics: Metrics):
-    """(speak, transcribe) for calls: local, or remote with the local model behind."""
-    m = s.models
-    fallback = metrics.remote_fallbacks.labels
-    speak = synthesizer.synthesize if synthesizer else None
-    if m.tts_backend == "remote":
-        remote = RemoteSynthesizer(m.tts_url, m.tts_remote_model, m.tts_remote_voice,
-                                   s.audio.sample_rate, m.remote_api_key,
-                                   m.remote_timeout_seconds)
-        speak = WithFallback("TTS", remote.synthesize, speak,
-                             on_fallback=lambda kind: fallback("tts").inc())
-    transcribe = transcriber.transcribe if transcriber else None
-    if m.asr_backend == "remote":
-        remote_asr = RemoteTranscriber(m.asr_url, m.asr_remote_model, m.remote_api_key,
-                                       m.remote_timeout_seconds)
-        transcribe = WithFallback("ASR", remote_asr.transcribe, transcribe,
-                                  on_fallback=lambda kind: fallback("asr").inc())
-    return speak, transcribe
 
 
 @dataclass
