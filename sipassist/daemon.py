@@ -142,7 +142,9 @@ class Daemon:
         self.inbound.on_turn = lambda call_id, turn: self.metrics.observe_turn(call_id, turn,
                                                                                endpointing)
         self.switchboard.on_incoming = self.inbound.handle
-        self.metrics.watch(self.queue.status, self.gates.waiting)
+        self.metrics.watch(
+            lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns},
+            self.gates.waiting)
         self.models = self._model_service()
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.speak,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector,
                                generate_latest)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 # Seconds: a phone turn is 0.3-3 s, an API request up to a minute.
 TURN_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -34,6 +34,10 @@ class _StateCollector:
         pending = GaugeMetricFamily("sipassist_queue_length", "Outbound calls waiting their turn")
         pending.add_metric([], state.get("pending", 0))
         yield pending
+        xruns = CounterMetricFamily("sipassist_audio_xruns",
+                                    "JACK cycles the call audio missed (heard as clicks)")
+        xruns.add_metric([], state.get("xruns", 0))
+        yield xruns
         waiting = GaugeMetricFamily("sipassist_api_model_waiting",
                                     "API requests waiting for a model (calls come first)",
                                     labels=["model"])

@@ -332,5 +332,6 @@ def test_metrics_count_a_placed_call_and_api_work(box, tmp_path, ports):
     assert after[tts_ok] >= before.get(tts_ok, 0) + 1
     assert after[("sipassist_active_calls", ())] == 0
     assert after[("sipassist_queue_length", ())] == 0
+    assert ("sipassist_audio_xruns_total", ()) in after
     assert after[("process_resident_memory_bytes", ())] > 50e6
     assert after[("sipassist_api_model_seconds_count", (("model", "tts"),))] >= 1

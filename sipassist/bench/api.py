@@ -32,6 +32,8 @@ SLOWDOWN_TARGET = 0.10
 
 
 def _one_call(daemon, phone: TestPhone, settings: Settings, asked: list[str]):
+    """The turns of one call, and the JACK cycles its audio missed meanwhile (clicks)."""
+    xruns = daemon.switchboard.bridge.xruns
     track, ends = bench_call._question_track(daemon, asked)
     phone.set_speech(track, settings.audio.sample_rate)
     phone.command("dial", f"sip:{settings.sip.user}@{settings.sip.listen}")
@@ -40,7 +42,8 @@ def _one_call(daemon, phone: TestPhone, settings: Settings, asked: list[str]):
     daemon.queue.wait_idle(timeout=30)
     heard, rate = read_wav(phone.recording())
     record = daemon.queue.recent(1, "inbound")[0]
-    return bench_call._turns(record.transcript, asked, ends, heard, rate, settings)
+    turns = bench_call._turns(record.transcript, asked, ends, heard, rate, settings)
+    return turns, daemon.switchboard.bridge.xruns - xruns
 
 
 def _with_load(args: list[str], run):
@@ -95,11 +98,13 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
         finally:
             phone.stop()
             daemon.stop()
-    _report(baseline, health_turns, health, loaded, models, loaded_seconds, busy, json_path)
+    xruns = {"alone": baseline[1], "health_load": health_turns[1], "api_load": loaded[1]}
+    _report(baseline[0], health_turns[0], health, loaded[0], models, loaded_seconds, busy,
+            xruns, json_path)
     return 0
 
 
-def _report(baseline, health_turns, health, loaded, models, loaded_seconds, busy,
+def _report(baseline, health_turns, health, loaded, models, loaded_seconds, busy, xruns,
             json_path: Path | None) -> None:
     fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
     health_ms = health["latencies_ms"]
@@ -130,6 +135,7 @@ def _report(baseline, health_turns, health, loaded, models, loaded_seconds, busy
         "api_requests_during_call": counts, "api_ok_per_minute": {
             kind: round(n * 60 / loaded_seconds, 1) for kind, n in done.items()},
         "api_busy_503": busy,
+        "audio_xruns": xruns,
     }
     print(f"\n/health with {HEALTH_CLIENTS} clients during a call: p50 {p50} ms, p99 {p99} ms "
           f"over {len(health_ms)} requests, {health['error_count']} errors "
@@ -141,6 +147,7 @@ def _report(baseline, health_turns, health, loaded, models, loaded_seconds, busy
           f"{SLOWDOWN_TARGET * 100:.0f}%: {'met' if summary['turn_slowdown_ok'] else 'NOT met'})")
     print(f"API work done during that call: {done['asr']} transcriptions, {done['tts']} "
           f"syntheses ({counts}); 503 for calls first: {busy}")
+    print(f"JACK cycles the call audio missed (clicks): {xruns}")
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({
