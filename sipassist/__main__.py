@@ -1,4 +1,4 @@
-"""Command line: `sipassist run`, `sipassist check`, `sipassist models`, `sipassist bench`."""
+"""Command line: `sipassist run`, `check`, `models`, `keys`, `bench`."""
 
 from __future__ import annotations
 
@@ -46,12 +46,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return run(args.config)
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from .keys_cli import run
+
+    return run(load(args.config), args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
     if args.what == "asr":
         from .bench.asr import run
 
         return run(settings, repeat=args.repeat, json_path=args.json)
+    if args.what == "health":
+        from .bench.health import run as run_health
+
+        return run_health(settings, args.url, args.clients, args.requests, args.json)
     if args.what == "call":
         from .bench.call import run as run_call
 
@@ -80,11 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--config", type=Path, default=None,
                              help="config file (default /etc/sipassist/sipassist.toml if present)")
         command.set_defaults(func=func)
+    keys = commands.add_parser("keys", help="API keys: create NAME (prints the key once), "
+                                            "list, revoke NAME")
+    from .keys_cli import add_arguments
+
+    add_arguments(keys)
+    keys.add_argument("--config", type=Path, default=None,
+                      help="config file (default /etc/sipassist/sipassist.toml if present)")
+    keys.set_defaults(func=_cmd_keys)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
-    bench.add_argument("what", choices=["asr", "call", "api"],
+    bench.add_argument("what", choices=["asr", "call", "health", "api"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
-                            "latency of real calls over loopback; api: /health latency and "
-                            "the cost of API model work to a live call (JSON in "
+                            "latency of real calls over loopback; health: GET /health latency "
+                            "of a running daemon under concurrent clients; api: /health "
+                            "latency and the cost of API model work to a live call (JSON in "
                             "bench-results/)")
     bench.add_argument("--questions", type=int, default=6, metavar="N",
                        help="questions asked in `bench call` (default 6)")
@@ -94,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="also write the rows as JSON to PATH")
     bench.add_argument("--repeat", type=int, default=3, metavar="N",
                        help="runs per sentence and path; the median is reported (default 3)")
+    bench.add_argument("--url", default=None, help="bench health: the API's base URL "
+                                                   "(default http://127.0.0.1:<[api] port>)")
+    bench.add_argument("--clients", type=int, default=200, metavar="N",
+                       help="bench health: concurrent clients (default 200)")
+    bench.add_argument("--requests", type=int, default=20, metavar="N",
+                       help="bench health: requests per client (default 20)")
     bench.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)

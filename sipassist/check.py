@@ -144,7 +144,8 @@ class Checker:
             self._work = Path(work)
             self.daemon_status = self._probe_daemon()
             try:
-                for check in (self.check_state_dir, self.check_runtime_dir, self.check_tts,
+                for check in (self.check_state_dir, self.check_api_keys,
+                              self.check_runtime_dir, self.check_tts,
                               self.check_asr, self.check_jackd, self.check_baresip,
                               self.check_registration, self.check_station, self.check_api_port,
                               self.check_sip_ports):
@@ -185,8 +186,31 @@ class Checker:
                 fix = f"edit {shown} as the message says, then run sipassist check again"
             self._add(FAIL, "config", message, fix)
             return
-        token = "API token set" if self.settings.api.token else "no API token: the API is open"
-        self._add(OK, "config", f"{shown} loads; {token}")
+        self._add(OK, "config", f"{shown} loads")
+
+    def check_api_keys(self) -> None:
+        """Secure by default: with no key at all the API serves this machine only."""
+        from .api.gate import listen_host
+        from .api.keys import KeyProblem, KeyStore
+
+        api = self.settings.api
+        store = KeyStore(self.settings.paths.state_dir)
+        try:
+            active = [key for key in store.list() if key.active]
+        except KeyProblem as exc:
+            self._add(FAIL, "api keys", str(exc), "fix or remove the file, then create the "
+                      "keys again with sipassist keys create NAME")
+            return
+        host, warning = listen_host(api, store)
+        if warning:
+            self._add(WARN, "api keys", warning.split(": create")[0],
+                      "sipassist keys create NAME (or set [api] token), then "
+                      "systemctl restart sipassist")
+            return
+        what = [f"{len(active)} API key(s)"] + (["the [api] token"] if api.token else [])
+        if not active and not api.token:
+            what = ["no API key (local clients only)"]
+        self._add(OK, "api keys", f"{' and '.join(what)}; the API listens on {host}:{api.port}")
 
     # -- directories ----------------------------------------------------------------------------
 

@@ -75,13 +75,33 @@ class SipSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """[api.limits]: per key (or per client address where no key is needed); 0 = no limit."""
+
+    requests_per_minute: int = 100
+    requests_per_day: int = 50000
+    tokens_per_minute: int = 20000
+    tokens_per_day: int = 500000
+    audio_seconds_per_hour: int = 3600
+    audio_seconds_per_day: int = 28800
+
+
+@dataclass(frozen=True)
 class ApiSettings:
+    # Without any API key the API listens on 127.0.0.1 only, whatever this says.
     host: str = "0.0.0.0"
     port: int = 8080
-    # Bearer token every endpoint but GET /health requires; "" = no authentication.
+    # An admin API key from the config (keys from `sipassist keys create` are the others).
     token: str = ""
+    max_json_bytes: int = 1_000_000  # larger JSON bodies get 413 before they are read
+    max_upload_bytes: int = 25_000_000  # audio uploads
+    threads: int = 16  # requests served at once; the rest wait their turn
+    max_connections: int = 2000  # open connections, idle ones included
+    idle_timeout: float = 30.0  # seconds a connection may send and receive nothing
+    backlog: int = 1024  # connections waiting to be accepted
     # GET /metrics without a key (for a Prometheus on the LAN that sends none).
     metrics_open: bool = False
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 @dataclass(frozen=True)
@@ -343,6 +363,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("api.token: write 16 to 256 letters, digits or -._~+/= (for example"
                           " the output of python3 -c 'import secrets;"
                           " print(secrets.token_urlsafe(32))'), or \"\" for no authentication")
+    api = settings.api
+    for key in ("max_json_bytes", "max_upload_bytes"):
+        if not 1024 <= getattr(api, key) <= 2_000_000_000:
+            raise ConfigError(f"api.{key}: write a number of bytes from 1024 to 2000000000")
+    if not 1 <= api.threads <= 256:
+        raise ConfigError("api.threads: write 1 to 256")
+    if not 10 <= api.max_connections <= 100_000:
+        raise ConfigError("api.max_connections: write 10 to 100000")
+    if not 1 <= api.idle_timeout <= 3600:
+        raise ConfigError("api.idle_timeout: write 1 to 3600 seconds")
+    if not 128 <= api.backlog <= 65535:
+        raise ConfigError("api.backlog: write 128 to 65535")
+    for name, value in vars(api.limits).items():
+        if value < 0:
+            raise ConfigError(f"api.limits.{name}: write 0 (no limit) or more")
     if settings.audio.sample_rate not in (8000, 16000, 48000):
         raise ConfigError("audio.sample_rate: write 16000 (or 8000 / 48000)")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", settings.audio.jack_server):
@@ -452,7 +487,16 @@ def parse(data: dict[str, Any]) -> Settings:
         table = data.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: must be a [{name}] table")
+        if name == "api":  # [api.limits] is a table of its own, built below
+            table = {key: value for key, value in table.items() if key != "limits"}
         sections[name] = _build(cls, table, f"{name}.")
+    api_table = data.get("api", {})
+    if isinstance(api_table, dict) and "limits" in api_table:
+        limits_table = api_table["limits"]
+        if not isinstance(limits_table, dict):
+            raise ConfigError("api.limits: must be an [api.limits] table")
+        sections["api"] = replace(sections["api"],
+                                  limits=_build(LimitSettings, limits_table, "api.limits."))
     sip_table = dict(data.get("sip", {}))
     registrar_table = sip_table.pop("registrar", None)
     sip = _build(SipSettings, sip_table, "sip.")

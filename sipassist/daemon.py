@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .api.app import build_app
+from .api.gate import listen_host
+from .api.keys import KeyStore
 from .api.server import ApiServer
 from .api.services import Services
 from .calls.model import CallRecord
@@ -142,15 +144,21 @@ class Daemon:
         self.inbound.on_turn = lambda call_id, turn: self.metrics.observe_turn(call_id, turn,
                                                                                endpointing)
         self.switchboard.on_incoming = self.inbound.handle
-        self.metrics.watch(
-            lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns},
-            self.gates.waiting)
+        self.keys = KeyStore(s.paths.state_dir)
         self.models = self._model_service()
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.speak,
-                            tools=self.tools, schedules=self.schedules, models=self.models,
-                            metrics=self.metrics)
-        self.api = ApiServer(build_app(services), s.api.host, s.api.port)
+                            tools=self.tools, schedules=self.schedules, keys=self.keys,
+                            models=self.models, metrics=self.metrics)
+        self.app = build_app(services)
+        self.metrics.watch(
+            lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns,
+                     "rate_limited": self.app.refusals[429]},
+            self.gates.waiting)
+        host, warning = listen_host(s.api, self.keys)
+        if warning:
+            log.warning("%s", warning)
+        self.api = ApiServer(self.app, host, s.api.port, s.api, self.app.screen)
         self._stop_requested = threading.Event()
         self._stopped = False
         self.watchdog: Watchdog | None = None

@@ -38,6 +38,10 @@ class _StateCollector:
                                     "JACK cycles the call audio missed (heard as clicks)")
         xruns.add_metric([], state.get("xruns", 0))
         yield xruns
+        limited = CounterMetricFamily("sipassist_rate_limit_refusals",
+                                      "Requests refused with 429 by the rate limits")
+        limited.add_metric([], state.get("rate_limited", 0))
+        yield limited
         waiting = GaugeMetricFamily("sipassist_api_model_waiting",
                                     "API requests waiting for a model (calls come first)",
                                     labels=["model"])
@@ -75,9 +79,6 @@ class Metrics:
         self.webhooks = Counter("sipassist_webhook_deliveries",
                                 "Webhook delivery attempts, by result (delivered, failed: to be "
                                 "retried, dropped: given up)", ["result"], registry=r)
-        self.rate_limited = Counter("sipassist_rate_limit_refusals",
-                                    "Requests refused with 429 by the rate limits", ["limit"],
-                                    registry=r)
         self.remote_fallbacks = Counter("sipassist_remote_fallbacks",
                                         "Remote ASR/TTS failures answered by the local model",
                                         ["model"], registry=r)

@@ -174,7 +174,9 @@ def daemon_settings(tmp: Path, ports: PortBlocks, phone_port: int, **overrides) 
         "sip": {"listen": f"127.0.0.1:{base}", "interface": "127.0.0.1",
                 "dns_server": "127.0.0.1:53", "ctrl_port": base + 5,
                 "rtp_ports": f"{base + 10}-{base + 99}", "dial_domain": f"127.0.0.1:{phone_port}"},
-        "api": {"host": "127.0.0.1", "port": free_tcp_port()},
+        # No request limit: a test module sends hundreds a minute (limit tests set their own).
+        "api": {"host": "127.0.0.1", "port": free_tcp_port(),
+                "limits": {"requests_per_minute": 0}},
         "audio": {"jack_server": f"sipassist-test-{base}"},
         "paths": {"state_dir": str(tmp / "state"), "runtime_dir": str(tmp / "run")},
         "webhooks": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0},

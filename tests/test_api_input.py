@@ -45,8 +45,11 @@ class Harness:
         """Send a request that must fail with `status`; returns its detail."""
         got, answer = self.daemon.request(method, path, body=body, raw=raw)
         assert got == status, (got, answer)
-        assert isinstance(answer, dict) and set(answer) == {"detail"}, answer
+        assert isinstance(answer, dict) and set(answer) == {"detail", "error"}, answer
         assert isinstance(answer["detail"], str) and answer["detail"].strip(), answer
+        # Seed 000's shape beside seed 003's, saying the same.
+        assert answer["error"] == {"statusCode": status, "name": answer["error"]["name"],
+                                   "message": answer["detail"]}, answer
         return answer["detail"]
 
 

@@ -1,4 +1,4 @@
-"""[api] token: every endpoint but GET /health wants `Authorization: Bearer <token>`."""
+"""[api] token: every endpoint but GET /health wants the token (bearer or api-key header)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import json
 import urllib.error
 import urllib.request
 
-import bottle
+from pathlib import Path
+
 import pytest
 
 from sipassist import config
-from sipassist.api import auth, errors
+from sipassist.api.gate import Gate, presented_key
+from sipassist.api.keys import KeyStore
+from sipassist.api.routing import Api
 
 TOKEN = "s3cret-token-for-the-tests_0123456789"
 
@@ -91,9 +94,9 @@ def test_no_token_means_an_open_api(start_daemon, phone) -> None:
     assert status == 200 and "pending" in body
 
 
-# -- the plugin alone, through WSGI -----------------------------------------------------------
+# -- the gate alone, through WSGI -------------------------------------------------------------
 
-def wsgi(app: bottle.Bottle, method: str, path: str, authorization: str | None = None
+def wsgi(app, method: str, path: str, authorization: str | None = None
          ) -> tuple[str, dict, dict]:
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "test",
                "SERVER_PORT": "80", "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http",
@@ -111,29 +114,36 @@ def wsgi(app: bottle.Bottle, method: str, path: str, authorization: str | None =
     return captured["status"], json.loads(body or b"{}"), captured["headers"]
 
 
-def small_app(token: str) -> bottle.Bottle:
-    app = bottle.Bottle()
-    errors.install(app)
-    auth.install(app, token)
-    app.get("/health")(lambda: {"status": "healthy"})
-    app.get("/queue")(lambda: {"pending": 0})
-    app.post("/queue")(lambda: {"posted": True})
-    return app
+def small_app(token: str, state: Path) -> Gate:
+    api = Api()
+    api.get("/health", summary="health", open=True)(lambda: {"status": "healthy"})
+
+    def get_queue() -> dict:
+        return {"pending": 0}
+
+    def post_queue() -> dict:
+        return {"posted": True}
+
+    api.get("/queue", summary="queue")(get_queue)
+    api.post("/queue", summary="queue", allow_empty_body=True)(post_queue)
+    return Gate(api, config.ApiSettings(token=token), KeyStore(state))
 
 
-def test_plugin_without_token_changes_nothing() -> None:
-    app = small_app("")
+def test_gate_without_token_changes_nothing(tmp_path: Path) -> None:
+    app = small_app("", tmp_path)
     assert wsgi(app, "GET", "/queue")[0].startswith("200")
     assert wsgi(app, "POST", "/queue")[0].startswith("200")
 
 
-def test_plugin_with_token() -> None:
-    app = small_app(TOKEN)
+def test_gate_with_token(tmp_path: Path) -> None:
+    app = small_app(TOKEN, tmp_path)
     assert wsgi(app, "GET", "/health")[0].startswith("200")
     assert wsgi(app, "HEAD", "/health")[0].startswith("200")
     status, body, headers = wsgi(app, "GET", "/queue")
     assert status.startswith("401") and headers["www-authenticate"].startswith("Bearer")
     assert "API token required" in body["detail"]
+    assert body["error"] == {"statusCode": 401, "name": "UnauthorizedError",
+                             "message": body["detail"]}
     assert wsgi(app, "POST", "/queue", f"Bearer {TOKEN}x")[0].startswith("401")
     assert wsgi(app, "POST", "/queue", f"Bearer {TOKEN[:-1]}")[0].startswith("401")
     assert wsgi(app, "POST", "/queue", "Bearer")[0].startswith("401")
@@ -141,12 +151,16 @@ def test_plugin_with_token() -> None:
     assert wsgi(app, "POST", "/queue", f"Bearer {TOKEN}")[0].startswith("200")
 
 
-def test_presented_token() -> None:
-    assert auth.presented_token(f"Bearer {TOKEN}") == TOKEN
-    assert auth.presented_token(f"  BEARER   {TOKEN}  ") == TOKEN
-    assert auth.presented_token(f"Basic {TOKEN}") is None
-    assert auth.presented_token("Bearer ") is None
-    assert auth.presented_token("") is None
+def test_presented_key() -> None:
+    def key(header: str) -> str | None:
+        return presented_key({"HTTP_AUTHORIZATION": header})[0]
+
+    assert key(f"Bearer {TOKEN}") == TOKEN
+    assert key(f"  BEARER   {TOKEN}  ") == TOKEN
+    assert key(f"Basic {TOKEN}") is None
+    assert key("Bearer ") is None
+    assert key("") is None
+    assert presented_key({"HTTP_API_KEY": f" {TOKEN} "})[0] == TOKEN
 
 
 # -- config -----------------------------------------------------------------------------------

@@ -1,26 +1,41 @@
-"""The Bottle application: one module per resource, JSON errors everywhere."""
+"""The application: one module per resource, each declaring its routes on one `Api`."""
 
 from __future__ import annotations
 
-import bottle
-
-from . import asr, auth, calls, errors, health, llms, metrics, openai_compat, schedule, speak
-from . import tools, tts
+from . import asr, calls, health, key_routes, llms, metrics, openai_compat, openapi, schedule
+from . import speak, tools, tts
+from .gate import Gate
+from .keys import KeyStore
+from .routing import Api
 from .services import Services
 
 
-def build_app(services: Services) -> bottle.Bottle:
-    app = bottle.Bottle()
-    errors.install(app)
-    auth.install(app, services.settings.api.token)
-    health.install(app, services)
-    calls.install(app, services)
-    speak.install(app, services)
-    tools.install(app, services)
-    schedule.install(app, services)
+def build_api(services: Services) -> Api:
+    """Every route, declared once (the gate and the OpenAPI document read the same list)."""
+    settings = services.settings
+    api = Api(json_limit=settings.api.max_json_bytes,
+              upload_limit=settings.api.max_upload_bytes,
+              context={"max_ring_timeout": settings.calls.max_ring_timeout,
+                       "max_choice_timeout": settings.listening.max_choice_timeout})
+    health.install(api, services)
+    calls.install(api, services)
+    speak.install(api, services)
+    tools.install(api, services)
+    schedule.install(api, services)
+    key_routes.install(api, keys_of(services))
     if services.models is not None:
         for module in (llms, asr, tts, openai_compat):
-            module.install(app, services.models)
+            module.install(api, services.models)
     if services.metrics is not None:
-        metrics.install(app, services.metrics, services.settings.api.metrics_open)
-    return app
+        metrics.install(api, services.metrics, settings.api.metrics_open)
+    openapi.install(api)
+    return api
+
+
+def keys_of(services: Services) -> KeyStore:
+    return services.keys or KeyStore(services.settings.paths.state_dir)
+
+
+def build_app(services: Services) -> Gate:
+    """The WSGI application the server runs: the routes behind the gate."""
+    return Gate(build_api(services), services.settings.api, keys_of(services))

@@ -7,26 +7,14 @@ usage and execution time (or `event: error` if the model had to stop for live ca
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
-import bottle
-
-from .body import json_object
 from .errors import ApiError
+from .model_schemas import CompletionRequest, CompletionResult, ModelList, StreamEvent
 from .model_service import Completion, ModelService
+from .routing import Api, Event, EventStream
 
-FIELDS = {"messages", "model", "max_tokens", "temperature"}
-
-
-def sse(event: str, data: dict) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def start_sse() -> None:
-    bottle.response.content_type = "text/event-stream"
-    bottle.response.set_header("Cache-Control", "no-cache")
-    bottle.response.set_header("X-Accel-Buffering", "no")
+ERRORS = [400, 503]
 
 
 def run_shape(completion: Completion, text: str) -> dict:
@@ -42,39 +30,43 @@ def run_shape(completion: Completion, text: str) -> dict:
     }
 
 
-def start(service: ModelService) -> Completion:
-    data = json_object(FIELDS)
-    return service.completion(service.messages(data.get("messages")), data.get("model"),
-                               data.get("max_tokens"), data.get("temperature"))
+def start(service: ModelService, body: CompletionRequest) -> Completion:
+    messages = service.messages([m.model_dump() for m in body.messages])
+    return service.completion(messages, body.model, body.max_tokens, body.temperature)
 
 
-def events(completion: Completion) -> Iterator[bytes]:
+def events(completion: Completion) -> Iterator[Event]:
     try:
         for piece in completion:
-            yield sse("delta", {"content": piece})
+            yield Event({"content": piece}, event="delta")
     except ApiError as exc:  # the headers are sent: say it in the stream
-        yield sse("error", {"detail": exc.detail, "status": exc.status})
+        yield Event({"detail": exc.detail, "status": exc.status}, event="error")
         return
     finally:
         completion.close()
     done = run_shape(completion, "")
-    yield sse("done", {key: done[key] for key in ("created", "model", "usage", "execution_time")}
-              | {"finish_reason": done["choices"][0]["finish_reason"]})
+    yield Event({"finish_reason": done["choices"][0]["finish_reason"],
+                 **{key: done[key] for key in ("created", "model", "usage", "execution_time")}},
+                event="done")
 
 
-def install(app: bottle.Bottle, service: ModelService) -> None:
-    @app.get("/v1/llms/models")
+def install(api: Api, service: ModelService) -> None:
+    @api.get("/v1/llms/models", summary="List available LLM models", tags=["LLM"],
+             response=ModelList)
     def llm_models() -> dict:
         return {"models": service.models("llm")}
 
-    @app.post("/v1/llms/completion")
-    def llm_completion() -> dict:
-        completion = start(service)
-        text = completion.text()
-        return run_shape(completion, text)
+    @api.post("/v1/llms/completion", summary="Generate a text response", tags=["LLM"],
+              body=CompletionRequest, response=CompletionResult, errors=ERRORS,
+              budget=("tokens",))
+    def llm_completion(body: CompletionRequest) -> dict:
+        """Calls come first: while a live call needs a model this waits, then 503."""
+        completion = start(service, body)
+        return run_shape(completion, completion.text())
 
-    @app.post("/v1/llms/stream")
-    def llm_stream():
-        completion = start(service)
-        start_sse()
-        return events(completion)
+    @api.post("/v1/llms/stream", summary="Generate a streaming response", tags=["LLM"],
+              body=CompletionRequest, response=EventStream(StreamEvent), errors=ERRORS,
+              budget=("tokens",))
+    def llm_stream(body: CompletionRequest):
+        """Server-sent events: `delta` per piece, then `done` with the usage."""
+        return events(start(service, body))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import bottle
-
 from ..metrics import CONTENT_TYPE, Metrics
+from .routing import Api, Binary
 
 
-def install(app: bottle.Bottle, metrics: Metrics, open_access: bool) -> None:
-    @app.get("/metrics", open=open_access)
+def install(api: Api, metrics: Metrics, open_access: bool) -> None:
+    @api.get("/metrics", summary="Metrics in Prometheus' text format", tags=["Health & Status"],
+             response=Binary(CONTENT_TYPE), open=open_access)
     def prometheus() -> bytes:
-        bottle.response.content_type = CONTENT_TYPE
+        """Calls, turn latencies, API model work, webhooks, rate-limit refusals, memory."""
         return metrics.exposition()

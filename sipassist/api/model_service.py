@@ -22,6 +22,7 @@ from ..voice.completion import Completer, PromptTooLong, Usage
 from ..voice.gate import ModelBusy, ModelGates
 from ..voice.tts import Synthesizer
 from .errors import ApiError
+from .limits import charge, meter
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,6 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 SPEED_RANGE = (0.25, 4.0)
 RATE_RANGE = (8000, 48000)
 
-# charge(kind, amount): "tokens" or "audio_seconds" against the caller's rate limits.
-Charge = Callable[[str, float], None]
-
 
 @dataclass
 class ModelService:
@@ -50,7 +48,6 @@ class ModelService:
     llm_context: int = 2048
     transcriber: Transcriber | None = None
     synthesizer: Synthesizer | None = None
-    charge: Charge = field(default=lambda kind, amount: None)
     _completer: Completer | None = field(default=None, init=False, repr=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -213,7 +210,7 @@ class ModelService:
         self._observed("asr", 200, started)
         if self.metrics:
             self.metrics.audio_seconds.labels("asr").inc(duration)
-        self.charge("audio_seconds", duration)
+        charge(audio_seconds=duration)  # the caller's ASH/ASD
         return {"text": text, "language": "en", "duration": round(duration, 3),
                 "segments": segments, "execution_time": round(elapsed, 3)}
 
@@ -257,7 +254,7 @@ class ModelService:
         seconds = audio.size / rate
         if self.metrics:
             self.metrics.audio_seconds.labels("tts").inc(seconds)
-        self.charge("audio_seconds", seconds)
+        charge(audio_seconds=seconds)
         return audio, rate
 
 
@@ -275,6 +272,7 @@ class Completion:
         self._stack = stack
         self._started = started
         self._status = 500  # until it ends well
+        self._meter = meter()  # now, in the request: a stream ends after the handler returned
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -308,4 +306,5 @@ class Completion:
             if service.metrics:
                 service.metrics.llm_tokens.labels("input").inc(self.usage.input_tokens)
                 service.metrics.llm_tokens.labels("output").inc(self.usage.output_tokens)
-            service.charge("tokens", total)
+            if self._meter is not None:
+                self._meter.charge(tokens=total)  # the caller's TPM/TPD

@@ -12,6 +12,7 @@ from ..config import Settings
 from ..telephony.switchboard import Switchboard
 from ..metrics import Metrics
 from ..tools.registry import ToolRegistry
+from .keys import KeyStore
 from .model_service import ModelService
 
 
@@ -25,5 +26,6 @@ class Services:
     speak: Speak
     tools: ToolRegistry
     schedules: ScheduledCalls
+    keys: KeyStore | None = None  # None: the keys file in the state directory
     models: ModelService | None = None  # the box's models as /v1 endpoints
     metrics: Metrics | None = None

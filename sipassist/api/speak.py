@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import bottle
+from pydantic import Field
 
 from ..calls.model import IN_PROGRESS, RINGING
 from ..calls.session import CallSession
 from .errors import ApiError
+from .routing import Api
+from .schedule import Success
+from .schema import RequestModel
 from .services import Services
 
 MAX_MESSAGE = 5000
 PLAY_MARGIN_SECONDS = 30  # beyond the audio's own length, for what is queued before it
 # A call ringing or answered a moment ago is still connecting its audio.
 ANSWER_GRACE_SECONDS = 2.0
+
+
+class SpeakQuery(RequestModel):
+    message: str = Field("", description="Text to speak", max_length=MAX_MESSAGE)
+    call_id: str = Field("", description="Specific call ID (default: the latest call)")
 
 
 def find_session(services: Services, call_id: str | None) -> CallSession:
@@ -42,11 +50,14 @@ def say(services: Services, session: CallSession, message: str) -> bool:
     return played and not playback.interrupted
 
 
-def install(app: bottle.Bottle, services: Services) -> None:
-    @app.post("/speak")
-    def speak() -> dict:
-        message = (bottle.request.query.getunicode("message") or "").strip()
-        call_id = (bottle.request.query.getunicode("call_id") or "").strip()
+def install(api: Api, services: Services) -> None:
+    @api.post("/speak", summary="Speak a message into the active call", tags=["Speak"],
+              query=SpeakQuery, response=Success, errors=[404, 409])
+    def speak(query: SpeakQuery) -> dict:
+        """The query string is checked here, not by the model, so that each problem keeps its
+        own wording (the model documents the parameters)."""
+        message = query.message.strip()
+        call_id = query.call_id.strip()
         if not message:
             raise ApiError(400, "message is required: POST /speak?message=Hello")
         if len(message) > MAX_MESSAGE:

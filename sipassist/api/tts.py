@@ -5,27 +5,28 @@ from __future__ import annotations
 import bottle
 
 from ..voice.audio_files import encode_wav
-from .body import json_object
+from .model_schemas import ModelList, SynthesizeRequest
 from .model_service import ModelService
+from .routing import Api, Binary
 
-FIELDS = {"text", "voice", "speed", "sample_rate", "model"}
+ERRORS = [400, 413, 503]
 
 
-def wav_response(samples, rate: int) -> bytes:
-    bottle.response.content_type = "audio/wav"
+def wav_bytes(samples, rate: int) -> bytes:
     bottle.response.set_header("X-Audio-Seconds", f"{samples.size / rate:.3f}")
     return encode_wav(samples, rate)
 
 
-def install(app: bottle.Bottle, service: ModelService) -> None:
-    @app.get("/v1/tts/models")
+def install(api: Api, service: ModelService) -> None:
+    @api.get("/v1/tts/models", summary="List available TTS models", tags=["TTS"],
+             response=ModelList)
     def tts_models() -> dict:
         return {"models": service.models("tts")}
 
-    @app.post("/v1/tts/synthesize")
-    def tts_synthesize() -> bytes:
-        data = json_object(FIELDS)
-        samples, rate = service.synthesize(data.get("text"), data.get("voice"),
-                                           data.get("speed"), data.get("sample_rate"),
-                                           data.get("model"))
-        return wav_response(samples, rate)
+    @api.post("/v1/tts/synthesize", summary="Convert text to audio", tags=["TTS"],
+              body=SynthesizeRequest, response=Binary("audio/wav", "16-bit PCM mono WAV"),
+              errors=ERRORS, budget=("audio",))
+    def tts_synthesize(body: SynthesizeRequest) -> bytes:
+        samples, rate = service.synthesize(body.text, body.voice, body.speed, body.sample_rate,
+                                           body.model)
+        return wav_bytes(samples, rate)

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
-from ..config import Settings
+from ..config import LimitSettings, Settings
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..voice.asr import read_wav
 from . import call as bench_call
@@ -29,6 +30,7 @@ from .phone import TestPhone
 HEALTH_CLIENTS = 50
 HEALTH_P99_TARGET_MS = 20.0
 SLOWDOWN_TARGET = 0.10
+UNLIMITED = LimitSettings(**{f.name: 0 for f in fields(LimitSettings)})
 
 
 def _one_call(daemon, phone: TestPhone, settings: Settings, asked: list[str]):
@@ -74,6 +76,8 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
         free = (p for p in range(31000, 60000, 100) if bench_call._port_block_free(p))
         daemon_port, phone_port = next(free), next(free)
         settings = bench_call._settings(base, work, daemon_port, phone_port)
+        # Full rate means past the default per-client limits: lift them for the load.
+        settings = replace(settings, api=replace(settings.api, limits=UNLIMITED))
         daemon = Daemon(settings)
         if not daemon.start(ready_timeout=60):
             print("bench api: the daemon did not become ready")
