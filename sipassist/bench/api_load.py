@@ -1,7 +1,7 @@
 """Load for `sipassist bench api`, run in its own process so it never shares the daemon's GIL.
 
-`python -m sipassist.bench.api_load health URL CLIENTS` : CLIENTS concurrent clients GET
-/health back to back (a new connection each, as a monitoring probe does);
+`python -m sipassist.bench.api_load health URL CLIENTS INTERVAL` : CLIENTS concurrent clients,
+each GET /health every INTERVAL seconds (a new connection each, as a monitoring probe does);
 `python -m sipassist.bench.api_load models URL` : one client transcribing and one synthesising,
 back to back ("full rate"). Both run until stdin closes, then print one JSON line of results.
 """
@@ -21,9 +21,14 @@ SENTENCE = "Please remind me to water the plants and call the plumber this after
 
 
 async def _health_client(host: str, port: int, latencies: list[float], errors: list[str],
-                         stop: asyncio.Event) -> None:
+                         stop: asyncio.Event, interval: float) -> None:
     request = f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    tick = time.perf_counter()
     while not stop.is_set():
+        # One request every `interval` (a monitor polling): latency is then the server's, not
+        # the queue that clients firing back to back would build themselves.
+        tick += interval
+        await asyncio.sleep(max(0.0, tick - time.perf_counter()))
         started = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection(host, port)
@@ -40,14 +45,17 @@ async def _health_client(host: str, port: int, latencies: list[float], errors: l
         latencies.append(time.perf_counter() - started)
 
 
-async def _health(url: str, clients: int) -> dict:
+async def _health(url: str, clients: int, interval: float) -> dict:
     parts = urlsplit(url)
     latencies: list[float] = []
     errors: list[str] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    tasks = [asyncio.create_task(_health_client(parts.hostname, parts.port, latencies, errors,
-                                                stop)) for _ in range(clients)]
+    tasks = []
+    for n in range(clients):  # spread over the interval, as independent pollers are
+        await asyncio.sleep(interval / clients)
+        tasks.append(asyncio.create_task(_health_client(parts.hostname, parts.port, latencies,
+                                                        errors, stop, interval)))
     started = time.perf_counter()
     await loop.run_in_executor(None, sys.stdin.read)  # until the benchmark closes our stdin
     stop.set()
@@ -101,7 +109,7 @@ def _models(url: str) -> dict:
 def main(argv: list[str]) -> int:
     kind, url = argv[0], argv[1].rstrip("/")
     if kind == "health":
-        result = asyncio.run(_health(url, int(argv[2])))
+        result = asyncio.run(_health(url, int(argv[2]), float(argv[3])))
     else:
         result = _models(url)
     print(json.dumps(result))
