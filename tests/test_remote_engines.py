@@ -25,7 +25,6 @@ from .audio_helpers import heard_audio
 from .conftest import PortBlocks, free_tcp_port, loopback_sip_toml, stop_process
 from .test_conversation import RATE, finished_inbound, speech_track
 
-pytestmark = [pytest.mark.telephony, pytest.mark.models]
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -90,6 +89,8 @@ def answers(daemon) -> list[str]:
     return [turn["text"] for turn in record[0].transcript if turn.get("tool") == "CALC"]
 
 
+@pytest.mark.telephony
+@pytest.mark.models
 def test_remote_engines_and_falling_back_when_the_remote_stops(start_daemon, phone, synthesizer,
                                                                 tmp_path, ports, models_dir):
     with server_box(tmp_path, ports, models_dir) as (url_a, box_a):
@@ -122,3 +123,44 @@ def test_remote_engines_and_falling_back_when_the_remote_stops(start_daemon, pho
     assert own_metric(box_b, "sipassist_remote_fallbacks_total", model="tts") >= 1
     # The answer in B's own voice reached the phone.
     assert heard_audio(phone.recording(), synthesizer.synthesize("The result is 42"), RATE) > 0.6
+
+
+def test_check_says_whether_the_remote_engines_answer(tmp_path):
+    """`sipassist check`: a remote that answers GET /v1/models is OK; one that is down a WARN
+    (the local model stands in)."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sipassist.check import Checker
+    from sipassist.config import parse
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (stdlib name)
+            body = json.dumps({"object": "list", "data": [{"id": "whisper-base"}]}).encode()
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        up = f"http://127.0.0.1:{server.server_address[1]}"
+        checker = Checker(None)
+        checker.settings = parse({"models": {"asr_backend": "remote", "asr_url": up + "/v1",
+                                             "tts_backend": "remote",
+                                             "tts_url": f"http://127.0.0.1:{free_tcp_port()}"}})
+        results = []
+        checker._emit = results.append
+        checker.check_remote_engines()
+    finally:
+        server.shutdown()
+        server.server_close()
+    by_name = {r.name: r for r in results}
+    assert by_name["remote asr"].status == "OK" and "whisper-base" in by_name["remote asr"].detail
+    assert by_name["remote tts"].status == "WARN"
+    assert "local model answers" in by_name["remote tts"].detail
