@@ -3,7 +3,8 @@
 `python -m sipassist.bench.api_load health URL CLIENTS INTERVAL` : CLIENTS concurrent clients,
 each GET /health every INTERVAL seconds (a new connection each, as a monitoring probe does);
 `python -m sipassist.bench.api_load models URL` : one client transcribing and one synthesising,
-back to back ("full rate"). Both run until stdin closes, then print one JSON line of results.
+back to back ("full rate") while switched on by an "on" line on stdin ("off" pauses them).
+Both run until stdin closes, then print one JSON line of results.
 """
 
 from __future__ import annotations
@@ -78,12 +79,14 @@ def _models(url: str) -> dict:
                         "application/json")
     if status != 200:
         return {"error": f"TTS answered {status}: {wav[:200]!r}"}
-    stop = threading.Event()
+    stop, active = threading.Event(), threading.Event()
     counts: dict[str, dict[str, int]] = {"asr": {}, "tts": {}}
     seconds: dict[str, float] = {"asr": 0.0, "tts": 0.0}
 
     def loop(kind: str, path: str, body: bytes, content_type: str) -> None:
         while not stop.is_set():
+            if not active.wait(0.05):
+                continue
             started = time.perf_counter()
             status, _ = _post(url + path, body, content_type)
             counts[kind][str(status)] = counts[kind].get(str(status), 0) + 1
@@ -99,7 +102,9 @@ def _models(url: str) -> dict:
     started = time.perf_counter()
     for worker in workers:
         worker.start()
-    sys.stdin.read()
+    print("ready", flush=True)
+    for line in sys.stdin:  # "on" / "off" switch the load; end of input stops it
+        (active.set if line.strip() == "on" else active.clear)()
     stop.set()
     for worker in workers:
         worker.join(180)
