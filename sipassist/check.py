@@ -208,9 +208,8 @@ class Checker:
                       "sipassist keys create NAME (or set [api] token), then "
                       "systemctl restart sipassist")
             return
-        what = [f"{len(active)} API key(s)"] + (["the [api] token"] if api.token else [])
-        if not active and not api.token:
-            what = ["no API key (local clients only)"]
+        what = ([f"{len(active)} API key(s)"] if active else []) \
+            + (["the [api] token"] if api.token else []) or ["no API key (local clients only)"]
         self._add(OK, "api keys", f"{' and '.join(what)}; the API listens on {host}:{api.port}")
 
     # -- directories ----------------------------------------------------------------------------

@@ -126,6 +126,22 @@ def test_openapi_document_is_valid_and_complete(platform: Platform) -> None:
     assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
 
 
+def test_answers_match_their_declared_schemas(platform: Platform) -> None:
+    """What the routes really return is what the document says (for those a GET can call)."""
+    from pydantic import TypeAdapter
+
+    checked = []
+    for op in platform.daemon.daemon.app.api.operations:
+        if op.method != "GET" or "<" in op.rule or op.response is None \
+                or not hasattr(op.response, "__mro__") and not hasattr(op.response, "__args__"):
+            continue
+        status, _, body = platform.request("GET", op.rule)
+        assert status == 200, (op.rule, body)
+        TypeAdapter(op.response).validate_python(body, strict=True)
+        checked.append(op.rule)
+    assert {"/health", "/queue", "/tools", "/schedule", "/calls", "/v1/keys"} <= set(checked)
+
+
 def test_docs_page_has_no_outside_references(platform: Platform) -> None:
     status, headers, page = platform.request("GET", "/docs", key=None,
                                              extra={"Accept-Encoding": "gzip"})

@@ -20,10 +20,10 @@ from .services import Services
 
 
 class ScheduleRequest(RequestModel):
-    """Either message or tool; either delay_seconds or at_time.
+    """Either message or tool; either delay_seconds or at_time."""
 
-    The fields are checked by scheduling.parse_request (its own wording), so the model only
-    documents them (SkipValidation)."""
+    # scheduling.parse_request checks the fields (its own wording): the model only documents
+    # them (SkipValidation).
 
     extension: SkipValidation[str] = Field(description="Phone number to call")
     message: SkipValidation[str | None] = Field(None, description="Static message (or tool)")

@@ -54,8 +54,7 @@ def install(api: Api, services: Services) -> None:
     @api.post("/speak", summary="Speak a message into the active call", tags=["Speak"],
               query=SpeakQuery, response=Success, errors=[404, 409])
     def speak(query: SpeakQuery) -> dict:
-        """The query string is checked here, not by the model, so that each problem keeps its
-        own wording (the model documents the parameters)."""
+        # Checked here rather than by the model, so each problem keeps its own wording.
         message = query.message.strip()
         call_id = query.call_id.strip()
         if not message:
