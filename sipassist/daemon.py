@@ -120,6 +120,8 @@ class Daemon:
         self.queue = CallQueue(self.calls_store, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished)
+        self.queue.on_refused = lambda record: self.metrics.call_ended(record.direction,
+                                                                       record.status)
         self.placer = CallPlacer(self.queue, s)
         zone = s.tools.timezone or system_timezone()
         # The station's readings are spoken in its own zone, else the box's.
