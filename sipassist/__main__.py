@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 # Before any model library loads OpenMP: busy-waiting threads starve ASR, LLM and TTS of the
@@ -104,6 +105,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.knowledge import run as run_knowledge
 
         return run_knowledge(settings, json_path=args.json)
+    if args.what == "api":
+        from .bench.api import run as run_api
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return run_api(settings, questions=args.questions,
+                       json_path=args.json or Path("bench-results") / f"api-{stamp}.json")
     return 2
 
 
@@ -132,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     keys.set_defaults(func=_cmd_keys)
     bench = commands.add_parser("bench", help="measure the installed models on this machine")
     bench.add_argument("what", choices=["asr", "call", "recovery", "health", "store",
-                                        "render-set", "llm", "knowledge"],
+                                        "render-set", "llm", "knowledge", "api"],
                        help="asr: Whisper latency and word error rate; call: voice-to-voice "
                             "latency of real calls over loopback; recovery: time to recover "
                             "from kill -9 of jackd (5 times) and baresip (3 times); health: "
@@ -141,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                             "speak the phone-line test set (bench/answers_set.toml) in every "
                             "voice; llm: the local models on the set's general questions; "
                             "knowledge: insert rate, query latency and recall of the knowledge "
-                            "base (JSON in bench-results/knowledge.json unless --json)")
+                            "base (JSON in bench-results/knowledge.json unless --json); api: "
+                            "/health latency and the cost of API model work to a live call "
+                            "(JSON in bench-results/)")
     bench.add_argument("--llm", default="qwen-0.5b",
                        help="llm: comma-separated models (default qwen-0.5b; also qwen-1.5b)")
     bench.add_argument("--set", action="store_true",

@@ -146,9 +146,9 @@ class Checker:
             try:
                 for check in (self.check_state_dir, self.check_api_keys,
                               self.check_runtime_dir, self.check_tts,
-                              self.check_asr, self.check_embedding, self.check_jackd,
-                              self.check_baresip, self.check_registration, self.check_station,
-                              self.check_api_port, self.check_sip_ports):
+                              self.check_asr, self.check_remote_engines, self.check_embedding,
+                              self.check_jackd, self.check_baresip, self.check_registration,
+                              self.check_station, self.check_api_port, self.check_sip_ports):
                     try:
                         check()
                     except Exception as exc:  # a broken check is a failure, not a traceback
@@ -265,6 +265,31 @@ class Checker:
                       self._models_fix())
             return
         self._add(OK, "embedding model", f"{model.name}: {model.path} ({model.source})")
+
+    def check_remote_engines(self) -> None:
+        """A remote ASR/TTS server answers GET <url>/models (the local model is the fallback)."""
+        import json
+        import urllib.request
+
+        assert self.settings
+        models = self.settings.models
+        for kind in ("asr", "tts"):
+            if getattr(models, f"{kind}_backend") != "remote":
+                continue
+            url = getattr(models, f"{kind}_url").rstrip("/")
+            url = (url if url.endswith("/v1") else url + "/v1") + "/models"
+            headers = {"Authorization": f"Bearer {models.remote_api_key}"} \
+                if models.remote_api_key else {}
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                            timeout=5) as response:
+                    listed = [m.get("id") for m in json.load(response).get("data", [])]
+                self._add(OK, f"remote {kind}", f"{url} answers: {', '.join(map(str, listed))}")
+            except (OSError, ValueError, AttributeError) as exc:
+                fallback = "the local model answers meanwhile" if models.remote_fallback else \
+                    "calls cannot be answered (remote_fallback = false)"
+                self._add(WARN, f"remote {kind}", f"{url}: {getattr(exc, 'reason', exc)}; "
+                          f"{fallback}", f"start that server or fix models.{kind}_url")
 
     def check_asr(self) -> None:
         from .models import describe_models

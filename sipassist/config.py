@@ -125,6 +125,8 @@ class ApiSettings:
     max_connections: int = 2000  # open connections, idle ones included
     idle_timeout: float = 30.0  # seconds a connection may send and receive nothing
     backlog: int = 1024  # connections waiting to be accepted
+    # GET /metrics without a key (for a Prometheus on the LAN that sends none).
+    metrics_open: bool = False
     limits: LimitSettings = field(default_factory=LimitSettings)
 
 
@@ -166,6 +168,34 @@ class ModelSettings:
     asr_model: str = "base"
     # Give Whisper the tools' words (weather terms, cities, units) as its initial prompt.
     asr_bias: bool = True
+    # "local", or "remote": a server speaking the OpenAI audio API (another sipassist's /v1,
+    # an OpenAI-compatible speech server) at asr_url / tts_url.
+    asr_backend: str = "local"
+    asr_url: str = ""
+    asr_remote_model: str = "whisper-1"
+    tts_backend: str = "local"
+    tts_url: str = ""
+    tts_remote_model: str = "tts-1"
+    tts_remote_voice: str = "alloy"
+    remote_api_key: str = ""  # sent as "Authorization: Bearer <key>"
+    remote_timeout_seconds: float = 10.0
+    # With a remote backend, also load the local model and use it while the remote fails.
+    remote_fallback: bool = True
+
+
+@dataclass(frozen=True)
+class ModelApiSettings:
+    """The box's models as API endpoints (/v1/llms, /v1/asr, /v1/tts): calls come first."""
+
+    # An API request waits this long for a model that live calls need, then gets 503.
+    api_wait_seconds: float = 10.0
+    api_queue: int = 4  # API requests that may wait per model; more get 503 at once
+    # After a call's last use of a model, API work waits this long (the gaps within a turn).
+    call_linger_seconds: float = 0.5
+    llm_max_tokens: int = 512  # largest max_tokens an API completion may ask for
+    llm_default_max_tokens: int = 256
+    tts_max_characters: int = 4000  # longer text: 413
+    asr_max_seconds: float = 600.0  # longer audio: 413
 
 
 @dataclass(frozen=True)
@@ -294,6 +324,7 @@ class Settings:
     calls: CallSettings = field(default_factory=CallSettings)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     texts: TextSettings = field(default_factory=TextSettings)
+    model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
 
     @property
     def calls_db(self) -> Path:
@@ -507,6 +538,24 @@ def _validate(settings: Settings) -> None:
     if not 0 <= settings.conversation.early_asr_seconds < listening.silence_seconds:
         raise ConfigError("conversation.early_asr_seconds: write 0 (off) or less than "
                           f"listening.silence_seconds ({listening.silence_seconds})")
+    models = settings.models
+    for kind in ("asr", "tts"):
+        backend, url = getattr(models, f"{kind}_backend"), getattr(models, f"{kind}_url")
+        if backend not in ("local", "remote"):
+            raise ConfigError(f"models.{kind}_backend = {backend!r}: write \"local\" or "
+                              "\"remote\"")
+        if backend == "remote" and not re.fullmatch(r"https?://[^\s]+", url):
+            raise ConfigError(f"models.{kind}_url: {kind}_backend \"remote\" needs the server's "
+                              "base URL, for example \"http://192.168.1.9:8080/v1\"")
+    if models.remote_timeout_seconds <= 0:
+        raise ConfigError("models.remote_timeout_seconds: write more than 0 (default 10)")
+    model_api = settings.model_api
+    if model_api.api_wait_seconds < 0 or model_api.call_linger_seconds < 0:
+        raise ConfigError("model_api.api_wait_seconds and call_linger_seconds: write 0 or more")
+    if model_api.api_queue < 0:
+        raise ConfigError("model_api.api_queue: write 0 or more")
+    if not 1 <= model_api.llm_default_max_tokens <= model_api.llm_max_tokens:
+        raise ConfigError("model_api.llm_default_max_tokens: write 1 up to llm_max_tokens")
     if not 1 <= settings.queue.max_concurrent <= 8:
         raise ConfigError("queue.max_concurrent: write a number from 1 to 8")
     if settings.queue.max_pending < 1:
@@ -570,6 +619,7 @@ _SECTIONS = {
     "calls": CallSettings,
     "knowledge": KnowledgeSettings,
     "texts": TextSettings,
+    "model_api": ModelApiSettings,
 }
 
 

@@ -7,10 +7,12 @@ import signal
 import time
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .api.app import build_app
 from .api.gate import listen_host
 from .api.keys import KeyStore
+from .api.model_service import ModelService
 from .api.server import ApiServer
 from .api.services import Services
 from .calls.history import CallHistory
@@ -24,6 +26,7 @@ from .config import Settings
 from .faults import StorageFaults
 from .calls.inbound import InboundCalls
 from .knowledge import open_knowledge_base
+from .metrics import Metrics
 from .models import ModelNotFound, resolve_asr_model, resolve_llm_model, resolve_tts_voice
 from .voice.llm import Chat, LocalChat, RemoteChat
 from .voice.routing import ToolRouter
@@ -37,6 +40,10 @@ from .tools.timer import TimerTool
 from .tools.weather import WeatherTool
 from .voice.asr import Transcriber
 from .voice.bias import tool_prompt
+from .voice.completion import Completer
+from .voice.confidence import transcript_text
+from .voice.engines import GatedChat, GatedRouter, call_engines, local_model_wanted
+from .voice.gate import GateSettings, ModelGates
 from .voice.tts import Synthesizer
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
@@ -87,11 +94,13 @@ class Daemon:
     transcriber: Transcriber | None = None
     chat: Chat | None = None
     router: ToolRouter | None = None
+    completer: Completer | None = None  # the API's LLM context; else loaded on first use
 
     def __post_init__(self) -> None:
         s = self.settings
         for directory in (s.paths.state_dir, s.paths.runtime_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        self.metrics = Metrics()
         # Storage errors of every state file: shown by /health, retried until they clear.
         self.faults = StorageFaults()
         self.calls_live = LiveCalls(s.calls_live, self.faults)
@@ -101,30 +110,44 @@ class Daemon:
         self.webhooks_failed = Store(s.webhooks_failed_db, self.faults)
         self.webhooks = WebhookSender(self.webhooks_store, s.webhooks,
                                       failed=self.webhooks_failed)
+        self.webhooks.on_result = lambda result: self.metrics.webhooks.labels(result).inc()
         # Registered webhooks: every part publishes its events here (events.py).
         self.registry_store = Store(s.webhook_registry_db, self.faults)
         self.registry = WebhookRegistry(self.registry_store, self.webhooks)
         self.publish = self.registry.publish
         self.switchboard = Switchboard(s)
-        if self.synthesizer is None:
+        if self.synthesizer is None and local_model_wanted(s.models.tts_backend, s):
             log.info("loading the Piper voice")
             voice = resolve_tts_voice(s.models, s.paths.models)
             self.synthesizer = Synthesizer(voice, s.audio.sample_rate)
         self.tts = self.synthesizer
-        if self.transcriber is None:
+        if self.transcriber is None and local_model_wanted(s.models.asr_backend, s):
             log.info("loading the Whisper model")
             self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models),
                                            prompt=tool_prompt() if s.models.asr_bias else "")
         self.active = ActiveCalls()
-        self.runner = CallRunner(self.switchboard, self.tts.synthesize,
-                                 self.transcriber.transcribe, s.calls, s.listening,
-                                 s.audio.sample_rate, self.active)
+        api = s.model_api
+        self.gates = ModelGates(
+            GateSettings(api.api_wait_seconds, api.api_queue, api.call_linger_seconds),
+            caller_speaking=self.active.any_speaking,
+            on_refused=lambda model: self.metrics.api_refused.labels(model).inc())
+        # A call's transcribe gives Whisper's Transcript (its confidence) locally, text from a
+        # remote server; an outbound call's choice wants the text alone.
+        speak, transcribe = call_engines(s, self.synthesizer, self.transcriber, self.metrics)
+        self.speak = self.gates.calls_first("tts", speak)
+        self.transcribe_detailed = self.gates.calls_first("asr", transcribe)
+        self.transcribe = lambda samples, rate: transcript_text(
+            self.transcribe_detailed(samples, rate))[0]
+        self.runner = CallRunner(self.switchboard, self.speak, self.transcribe, s.calls,
+                                 s.listening, s.audio.sample_rate, self.active)
         self.runner.publish = self.publish
         self.queue = CallQueue(self.calls_live, s.queue, self.runner,
                                can_dial=self.switchboard.wait_ready,
                                on_finished=self._call_finished, history=self.calls_history,
                                legacy_db=s.calls_db)
         self.faults.on_retry(self.queue.retry_unsaved)
+        self.queue.on_refused = lambda record: self.metrics.call_ended(record.direction,
+                                                                       record.status)
         self.placer = CallPlacer(self.queue, s)
         zone = s.tools.timezone or system_timezone()
         # The station's readings are spoken in its own zone, else the box's.
@@ -142,9 +165,13 @@ class Daemon:
             self.router = load_router(s)
         if self.router is not None:
             self.router.warm_up(self.tools)
-        self.inbound = InboundCalls(self.switchboard, self.queue, self.tools, self.tts.synthesize,
-                                    self.transcriber.transcribe_detailed, self.chat, s, self.active,
-                                    self._call_finished, self.router)
+        self.inbound = InboundCalls(
+            self.switchboard, self.queue, self.tools, self.speak, self.transcribe_detailed,
+            GatedChat(self.chat, self.gates) if self.chat is not None else None, s, self.active,
+            self._call_finished, GatedRouter(self.router, self.gates) if self.router else None)
+        endpointing = s.listening.silence_seconds
+        self.inbound.on_turn = lambda call_id, turn: self.metrics.observe_turn(call_id, turn,
+                                                                               endpointing)
         self.inbound.publish = self.publish
         self.switchboard.on_incoming = self.inbound.handle
         self.texts_store = Store(s.texts_db, self.faults)
@@ -152,27 +179,52 @@ class Daemon:
                            self.publish)
         self.keys = KeyStore(s.paths.state_dir)
         self.knowledge = open_knowledge_base(s)
+        self.models = self._model_service()
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
-                            placer=self.placer, active=self.active, speak=self.tts.synthesize,
+                            placer=self.placer, active=self.active, speak=self.speak,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
                             faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge,
-                            registry=self.registry, texts=self.texts)
+                            registry=self.registry, texts=self.texts, models=self.models,
+                            metrics=self.metrics)
         self.app = build_app(services)
+        self.metrics.watch(
+            lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns,
+                     "rate_limited": self.app.refusals[429]},
+            self.gates.waiting)
         host, warning = listen_host(s.api, self.keys)
         if warning:
             log.warning("%s", warning)
         self.api = ApiServer(self.app, host, s.api.port, s.api, self.app.screen)
         self._stop_requested = threading.Event()
         self.watchdog: Watchdog | None = None
+        self._stopped = False
+
+    def _model_service(self) -> ModelService:
+        """The box's local models for the API (a remote backend's are not offered again)."""
+        s = self.settings
+        llm_name = loader = None
+        if self.completer is not None:
+            llm_name, loaded = self.completer.name, self.completer
+            loader = lambda: loaded  # noqa: E731
+        elif s.llm.backend == "local" and isinstance(self.chat, LocalChat):
+            llm_name = s.llm.model if "/" not in s.llm.model else Path(s.llm.model).stem
+            loader = lambda: Completer(  # noqa: E731
+                resolve_llm_model(s.llm.model, s.paths.models), s.llm.threads, s.llm.context)
+        return ModelService(s.model_api, self.gates, self.metrics, llm_name, loader,
+                            s.llm.context, self.transcriber, self.synthesizer)
 
     def _call_finished(self, record: CallRecord) -> None:
         # Each part on its own: one failing must not cost the other (nor the caller's thread).
-        for part in (self._send_call_webhook, self._publish_call, self.schedules.call_finished):
+        for part in (self._count_call, self._send_call_webhook, self._publish_call,
+                     self.schedules.call_finished):
             try:
                 part(record)
             except Exception:
                 log.exception("after call %s: %s failed", record.call_id, part.__name__,
                               extra={"CALL_ID": record.call_id})
+
+    def _count_call(self, record: CallRecord) -> None:
+        self.metrics.call_ended(record.direction, record.status)
 
     def _send_call_webhook(self, record: CallRecord) -> None:
         if record.callback_url:
@@ -222,6 +274,9 @@ class Daemon:
         return f"{line}; {problems[0]}" if problems else line
 
     def stop(self) -> None:
+        if self._stopped:  # a test may stop a daemon early; the fixture stops it again
+            return
+        self._stopped = True
         notify("STOPPING=1")
         log.info("stopping")
         if self.watchdog:

@@ -161,6 +161,8 @@ class WebhookSender:
         self._unsaved: dict[str, WebhookJob] = {}
         # Told each outcome of a registry delivery: (job, "delivered" | "retrying" | "failed").
         self.on_outcome: Callable[[WebhookJob, str], None] | None = None
+        # Told "delivered", "failed" (to be retried) or "dropped" after each attempt (metrics).
+        self.on_result: Callable[[str], None] | None = None
 
     def start(self) -> None:
         """Start the delivery thread; jobs left by an earlier run are delivered too."""
@@ -312,6 +314,8 @@ class WebhookSender:
                    f"{attempt} attempts made")
 
     def _tell(self, job: WebhookJob, outcome: str) -> None:
+        """Each attempt's outcome to the metrics, and a registry delivery's to its log."""
+        self._report({"retrying": "failed", "failed": "dropped"}.get(outcome, outcome))
         if self.on_outcome is None or job.webhook_id is None:
             return
         try:
@@ -349,6 +353,13 @@ class WebhookSender:
             self._failed.remove_many(FAILED_TABLE, "job_id", [d["job_id"] for d in oldest])
             log.warning("removed the %d oldest failed webhook deliveries (more than "
                         "webhooks.keep_failed = %d)", excess, self._settings.keep_failed)
+
+    def _report(self, result: str) -> None:
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:  # metrics must never stop delivery
+                log.exception("webhook result hook failed")
 
     def _backoff(self, attempt: int) -> float:
         s = self._settings

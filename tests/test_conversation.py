@@ -263,3 +263,5 @@ def test_callers_beyond_max_concurrent_hear_busy(start_daemon, phone, tmp_path, 
     status, listed = daemon.request("GET", "/calls?direction=inbound")
     assert status == 200
     assert sorted(c["status"] for c in listed) == ["busy", "completed"], listed
+    counted = daemon.daemon.metrics.registry.get_sample_value
+    assert counted("sipassist_calls_total", {"direction": "inbound", "status": "busy"}) == 1

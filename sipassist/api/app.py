@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import (calls, health, key_routes, knowledge, openapi, schedule, speak, texts, tools,
-               webhooks)
+from . import (asr, calls, health, key_routes, knowledge, llms, metrics, openai_compat, openapi,
+               schedule, speak, texts, tools, tts, webhooks)
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -26,6 +26,11 @@ def build_api(services: Services) -> Api:
     knowledge.install(api, services)
     texts.install(api, services)
     key_routes.install(api, keys_of(services))
+    if services.models is not None:
+        for module in (llms, asr, tts, openai_compat):
+            module.install(api, services.models)
+    if services.metrics is not None:
+        metrics.install(api, services.metrics, settings.api.metrics_open)
     openapi.install(api)
     return api
 

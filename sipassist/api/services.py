@@ -6,17 +6,19 @@ from dataclasses import dataclass
 
 from ..calls.placing import CallPlacer
 from ..calls.queue import CallQueue
-from ..calls.scheduled import ScheduledCalls
 from ..calls.runner import ActiveCalls, Speak
+from ..calls.scheduled import ScheduledCalls
 from ..config import Settings
 from ..faults import StorageFaults
 from ..knowledge import KnowledgeBase
+from ..metrics import Metrics
 from ..telephony.switchboard import Switchboard
-from ..tools.registry import ToolRegistry
-from .keys import KeyStore
-from ..webhooks import WebhookSender
-from ..webhook_registry import WebhookRegistry
 from ..texts import Texts
+from ..tools.registry import ToolRegistry
+from ..webhook_registry import WebhookRegistry
+from ..webhooks import WebhookSender
+from .keys import KeyStore
+from .model_service import ModelService
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,5 @@ class Services:
     knowledge: KnowledgeBase | None = None  # None: no /v1/knowledge (503)
     registry: WebhookRegistry | None = None  # /v1/webhooks subscriptions
     texts: Texts | None = None  # /v1/texts (SIP MESSAGE)
+    models: ModelService | None = None  # the box's models as /v1 endpoints
+    metrics: Metrics | None = None

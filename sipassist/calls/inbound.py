@@ -87,6 +87,7 @@ class InboundCalls:
         self.active = active
         self.on_finished = on_finished
         self._ids = itertools.count(1)
+        self.on_turn: Callable[[str, dict], None] | None = None  # (call_id, turn): metrics
         self.barge_in_settings = replace(settings.listening,
                                          start_frames=settings.conversation.barge_in_frames)
 
@@ -368,3 +369,5 @@ class Dialogue:
             turn["confidence"] = confidence
         self.transcript.append(turn)
         self.calls.queue.update(self.record.call_id, transcript=tuple(self.transcript))
+        if self.calls.on_turn is not None:
+            self.calls.on_turn(self.record.call_id, turn)

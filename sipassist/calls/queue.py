@@ -62,6 +62,7 @@ class CallQueue:
         self.runner = runner
         self.can_dial = can_dial  # waits up to the given seconds for telephony to be usable
         self.on_finished = on_finished
+        self.on_refused: Callable[[CallRecord], None] | None = None  # a caller told busy
         self._cond = threading.Condition()
         self._pending: list[str] = []
         self._active: set[str] = set()
@@ -263,6 +264,8 @@ class CallQueue:
             record = record.evolve(seq=self._seq)
             self._records[record.call_id] = record
             self._save(record)
+        if self.on_refused is not None:
+            self.on_refused(record)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once no call is active (for an orderly shutdown, and tests)."""

@@ -54,6 +54,11 @@ class ActiveCalls:
             self._cond.wait_for(lambda: call_id in self._sessions, wait)
             return self._sessions.get(call_id)
 
+    def any_speaking(self) -> bool:
+        """Some caller is talking now: their turn, and its models, are moments away."""
+        with self._cond:
+            return any(s.caller_speaking for s in self._sessions.values())
+
     def latest(self, wait: float = 0.0) -> CallSession | None:
         with self._cond:
             self._cond.wait_for(lambda: bool(self._sessions), wait)

@@ -42,6 +42,7 @@ class CallSession:
         self.audio = audio
         self.echo = EchoCanceller(audio.sample_rate)
         self.started = time.monotonic()
+        self.caller_speaking = False  # set while listening: API work yields (voice/gate.py)
         self._digits: deque[str] = deque()
         self._ended: CallEnded | None = None
         self._lock = threading.Lock()
@@ -126,6 +127,7 @@ class CallSession:
                 heard = None
             if heard is not None:
                 utterance = endpointer.feed(self.echo.clean(heard.samples, heard.played))
+                self.caller_speaking = endpointer.in_speech and utterance is None
                 if utterance is not None:
                     return utterance
                 if on_pause and endpointer.silent_frames == on_pause[0]:
@@ -146,5 +148,6 @@ class CallSession:
                 return False
             endpointer.feed(self.echo.clean(heard.samples, heard.played))
             if endpointer.in_speech:
+                self.caller_speaking = True
                 self.audio.stop_playback()
                 return True

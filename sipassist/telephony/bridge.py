@@ -160,6 +160,7 @@ class JackBridge:
         self._cycles = 0  # process callbacks run so far
         self.process_errors = 0  # exceptions caught in the process callback
         self.last_process_error = ""
+        self.xruns = 0  # JACK cycles missed (callers hear a click): metrics, bench api
 
     @property
     def alive(self) -> bool:
@@ -180,6 +181,7 @@ class JackBridge:
         client.set_process_callback(self._process)
         client.set_port_registration_callback(self._on_port_change, only_available=False)
         client.set_shutdown_callback(self._on_shutdown)
+        client.set_xrun_callback(self._on_xrun)
         client.activate()
         client.get_ports()  # lets JACK-Client report unregistrations of ports that exist now
         self._client = client
@@ -289,6 +291,9 @@ class JackBridge:
             if register and port is not None:
                 self._generations[port.name] = next(self._registrations)
             self._changed.notify_all()
+
+    def _on_xrun(self, delayed_usecs: float) -> None:
+        self.xruns += 1
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         log.error("JACK server shut down: %s", reason)

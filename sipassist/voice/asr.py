@@ -25,6 +25,7 @@ import threading
 import time
 import wave
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +241,26 @@ class Transcriber:
         return Transcript(text, seconds, window, path, elapsed, decoded.tokens, decoded.note,
                           round(decoded.avg_logprob, 4), round(decoded.no_speech_prob, 4),
                           round(compression_ratio(text), 4))
+
+    def segments(self, samples: np.ndarray, sample_rate: int, prompt: str | None = None
+                 ) -> Iterator[tuple[float, float, str]]:
+        """(start, end, text) of each segment of any length of audio, lazily, through
+        WhisperModel.transcribe; the model is locked per segment, not for the whole audio."""
+        audio = resample(to_float32(np.asarray(samples)), sample_rate, WHISPER_RATE)
+        if is_silent(audio):
+            return
+        with self._lock:
+            self.full_calls += 1
+            found, _info = self._model.transcribe(
+                audio, language="en", beam_size=1, vad_filter=False, initial_prompt=prompt or None
+            )
+        while True:
+            with self._lock:
+                segment = next(found, None)
+            if segment is None:
+                return
+            if segment.text.strip():
+                yield segment.start, segment.end, segment.text.strip()
 
     # --- the two paths ------------------------------------------------------------------------
 

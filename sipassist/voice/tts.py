@@ -76,20 +76,25 @@ class Synthesizer:
             voice.name, self.voice_rate, voice.source, time.perf_counter() - started,
         )
 
-    def _sentences(self, text: str) -> Iterator[np.ndarray]:
-        """Resampled audio per sentence, not yet level-limited."""
-        chunks = iter(self._piper.synthesize(text, syn_config=self._syn_config))
+    def _sentences(self, text: str, rate: int | None = None,
+                   speed: float = 1.0) -> Iterator[np.ndarray]:
+        """Audio per sentence at `rate` (default `sample_rate`), not yet level-limited."""
+        config = self._syn_config if speed == 1.0 else SynthesisConfig(
+            normalize_audio=False, length_scale=1.0 / speed)
+        chunks = iter(self._piper.synthesize(text, syn_config=config))
         while True:
             # Lock per step, not per generator, so a slow consumer never blocks other callers.
             with self._piper_lock:
                 chunk = next(chunks, None)
             if chunk is None:
                 return
-            yield resample(chunk.audio_float_array, chunk.sample_rate, self.sample_rate)
+            yield resample(chunk.audio_float_array, chunk.sample_rate, rate or self.sample_rate)
 
-    def stream(self, text: str) -> Iterator[np.ndarray]:
-        """Per-sentence chunks at `sample_rate`, each limited on its own (bypasses the cache)."""
-        for audio in self._sentences(text):
+    def stream(self, text: str, rate: int | None = None, speed: float = 1.0
+               ) -> Iterator[np.ndarray]:
+        """Per-sentence chunks at `rate` (default `sample_rate`), each limited on its own
+        (bypasses the cache); `speed` > 1 speaks faster."""
+        for audio in self._sentences(text, rate, speed):
             yield _limit(audio)
 
     def _render(self, text: str) -> np.ndarray:
