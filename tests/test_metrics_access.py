@@ -12,6 +12,7 @@ from sipassist.api import metrics as metrics_route
 from sipassist.api.gate import Gate
 from sipassist.api.keys import KeyStore
 from sipassist.api.routing import Api
+from sipassist.api.limits import RateLimiter
 from sipassist.api.server import ApiServer
 from sipassist.config import ApiSettings, LimitSettings
 from sipassist.metrics import Metrics
@@ -31,7 +32,8 @@ class Box:
         metrics_route.install(api, self.metrics, open_access)
         settings = ApiSettings(token=TOKEN, limits=LimitSettings(requests_per_minute=1),
                                metrics_open=open_access)
-        self.gate = Gate(api, settings, KeyStore(tmp))
+        # A frozen clock: a minute's window must not roll over between the requests.
+        self.gate = Gate(api, settings, KeyStore(tmp), RateLimiter(clock=lambda: 1_800_000_000.0))
         self.metrics.watch(lambda: {"rate_limited": self.gate.refusals[429]}, lambda: {})
         self.server = ApiServer(self.gate, "127.0.0.1", 0, settings, self.gate.screen)
         self.server.start()
