@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import calls, health, key_routes, openapi, schedule, speak, tools, webhooks
+from . import call_control, calls, health, key_routes, openapi, schedule, speak, tools, webhooks
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -18,6 +18,7 @@ def build_api(services: Services) -> Api:
                        "max_choice_timeout": settings.listening.max_choice_timeout})
     health.install(api, services)
     calls.install(api, services)
+    call_control.install(api, services)
     speak.install(api, services)
     tools.install(api, services)
     schedule.install(api, services)

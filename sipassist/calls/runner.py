@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 BUSY_MARKERS = ("486", "600", "603", "busy", "decline")
 LEAD_IN_SECONDS = 0.3  # the first RTP packets after answer are often lost: start with silence
 READY_WAIT_SECONDS = 60
+TRANSFER_WAIT_SECONDS = 30  # for the far end to follow a REFER and report how it went
+# A call the API speaks into stays up this long after the last audio (then hangs up as usual),
+# and at most this long in all after its message.
+CONTROL_QUIET_SECONDS = 5.0
+CONTROL_HOLD_LIMIT_SECONDS = 600.0
 REPROMPT = "Sorry, I didn't catch that."
 THANKS = "Thank you."
 
@@ -136,6 +141,8 @@ class CallRunner:
                 response, raw_text = self._collect_choice(session,
                                                           ChoiceSpec.from_document(record.choice))
                 record = update(choice_response=response, choice_raw_text=raw_text)
+            session.wait_transfer(TRANSFER_WAIT_SECONDS)  # PUT /v1/calls/{id}/route
+            session.hold_for_control(CONTROL_QUIET_SECONDS, CONTROL_HOLD_LIMIT_SECONDS)
             session.play(self._silence(self.settings.hangup_pause_seconds))
         except CallEnded as ended:
             if ended.lost:
@@ -147,8 +154,7 @@ class CallRunner:
             self.switchboard.bridge.detach(audio)
         if not session.ended:
             self.switchboard.hangup(call)
-        return update(status=FAILED if error else COMPLETED, completed_at=iso(utc_now()),
-                      error=error)
+        return update(completed_at=iso(utc_now()), **session.final_fields(error))
 
     def _collect_choice(self, session: CallSession, spec: ChoiceSpec
                         ) -> tuple[str | None, str | None]:

@@ -1,0 +1,117 @@
+"""/v1/calls call control with real baresip phones: hang up, respond, audio, DTMF, route."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+import wave
+
+import numpy as np
+
+from sipassist.telephony.events import (
+    CALL_CLOSED,
+    CALL_DTMF_START,
+    CALL_ESTABLISHED,
+)
+
+from sipassist.voice.resample import to_pcm16
+
+from .audio_helpers import heard_audio
+
+LONG_MESSAGE = ("Hello. This is a long reminder about the meeting on the third floor, "
+                "which starts at ten and ends at noon, so please bring your notes. ") * 4
+REPLY = "Sorry to interrupt, here is the answer you asked for."
+
+
+def send(daemon, method: str, path: str, data: bytes, content_type: str) -> tuple[int, dict]:
+    req = urllib.request.Request(daemon.url + path, data=data, method=method,
+                                 headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def tone_wav(rate: int, seconds: float) -> tuple[bytes, np.ndarray]:
+    """A WAV of a 300-900 Hz chirp at `rate`: unique in time, and inside the band that
+    baresip's resampling and G.711 keep (higher tones come out much weaker)."""
+    t = np.arange(int(rate * seconds)) / rate
+    samples = (0.4 * np.sin(2 * np.pi * (300 + 150 * t) * t)).astype(np.float32)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(to_pcm16(samples))
+    return buffer.getvalue(), samples
+
+
+def place(daemon, to: str = "phone", message: str = LONG_MESSAGE) -> str:
+    status, body = daemon.request("POST", "/v1/calls", {"to": to, "message": message})
+    assert status == 201, body
+    assert body["status"] == "queued" and body["call_id"]
+    return body["call_id"]
+
+
+def test_control_a_live_call_then_hang_up(start_daemon, phone, synthesizer):
+    daemon = start_daemon(phone)
+    call_id = place(daemon)
+    phone.wait_event(CALL_ESTABLISHED)
+
+    # DTMF: each key reaches the phone as its own press.
+    status, body = daemon.request("POST", f"/v1/calls/{call_id}/dtmf", {"digits": "19#"})
+    assert status == 200, body
+    pressed = [phone.wait_event(CALL_DTMF_START, timeout=10).param[:1] for _ in range(3)]
+    assert pressed == ["1", "9", "#"]
+
+    # respond with interrupt: cuts the long message, heard at once.
+    status, body = daemon.request("POST", f"/v1/calls/{call_id}/respond",
+                                  {"text": REPLY, "interrupt": True})
+    assert status == 200, body
+    assert body["played"] and body["interrupted_other"]
+
+    # audio: a 44.1 kHz WAV, resampled and played; a file that does not decode is refused.
+    wav, samples = tone_wav(44100, 2.0)
+    status, body = send(daemon, "PUT", f"/v1/calls/{call_id}/audio", wav, "audio/wav")
+    assert status == 200, body
+    assert body["seconds"] == 2.0
+    status, body = send(daemon, "PUT", f"/v1/calls/{call_id}/audio", b"RIFF nonsense",
+                        "audio/wav")
+    assert status == 415 and "decoded" in body["detail"], body
+
+    # Bad targets for a transfer are refused before anything is sent.
+    status, body = daemon.request("PUT", f"/v1/calls/{call_id}/route", {})
+    assert status == 400 and "to is required" in body["detail"], body
+    status, body = daemon.request("PUT", f"/v1/calls/{call_id}/route", {"to": "a b;c"})
+    assert status == 400 and "to must be" in body["detail"], body
+
+    status, body = daemon.request("PUT", f"/v1/calls/{call_id}/hangup", raw=b"")
+    assert status == 200, body
+    phone.wait_event(CALL_CLOSED, timeout=10)
+    assert body["status"] == "completed" and body["hangup_by"] == "api", body
+    status, body = daemon.request("GET", f"/v1/calls/{call_id}")
+    assert body["status"] == "completed" and body["hangup_by"] == "api"
+    assert body["completed_at"]
+
+    # The phone heard the reply and the file (the very audio, by correlation); the hangup
+    # came right after the file left the daemon, so its last ~0.1 s on the line is cut off.
+    assert heard_audio(phone.recording(), synthesizer.synthesize(REPLY), 16000) > 0.6
+    assert heard_audio(phone.recording(), samples[:int(1.5 * 44100)], 44100) > 0.8
+
+    # An ended call cannot be hung up or routed; an unknown one is not found.
+    for method, action, payload in (("PUT", "hangup", None), ("PUT", "route", {"to": "200"})):
+        status, body = daemon.request(method, f"/v1/calls/{call_id}/{action}", payload)
+        assert status == 409 and "already ended" in body["detail"], body
+    status, body = daemon.request("PUT", "/v1/calls/nope/hangup")
+    assert status == 404, body
+    status, body = daemon.request("POST", "/v1/calls/nope/dtmf", {"digits": "1"})
+    assert status == 404, body
+    status, body = daemon.request("POST", f"/v1/calls/{call_id}/dtmf", {"digits": "1x"})
+    assert status == 400 and "digits" in body["detail"], body
+    status, body = daemon.request("POST", "/v1/calls", {"to": "phone", "agent_id": "a1"})
+    assert status == 400 and "agents are not available yet" in body["detail"], body
+    status, body = daemon.request("GET", "/v1/calls")
+    assert status == 200 and body[0]["call_id"] == call_id
