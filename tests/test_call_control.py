@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -14,14 +15,17 @@ from sipassist.telephony.events import (
     CALL_CLOSED,
     CALL_DTMF_START,
     CALL_ESTABLISHED,
+    CALL_INCOMING,
+    TRANSFER,
 )
 
 from sipassist.voice.resample import to_pcm16
 
 from .audio_helpers import heard_audio
 
-LONG_MESSAGE = ("Hello. This is a long reminder about the meeting on the third floor, "
-                "which starts at ten and ends at noon, so please bring your notes. ") * 4
+MESSAGE = ("Hello. This is a reminder about the meeting on the third floor, "
+           "which starts at ten and ends at noon, so please bring your notes. ")
+LONG_MESSAGE = MESSAGE * 4
 REPLY = "Sorry to interrupt, here is the answer you asked for."
 
 
@@ -49,8 +53,8 @@ def tone_wav(rate: int, seconds: float) -> tuple[bytes, np.ndarray]:
     return buffer.getvalue(), samples
 
 
-def place(daemon, to: str = "phone", message: str = LONG_MESSAGE) -> str:
-    status, body = daemon.request("POST", "/v1/calls", {"to": to, "message": message})
+def place(daemon, to: str = "phone", message: str = LONG_MESSAGE, **more) -> str:
+    status, body = daemon.request("POST", "/v1/calls", {"to": to, "message": message, **more})
     assert status == 201, body
     assert body["status"] == "queued" and body["call_id"]
     return body["call_id"]
@@ -115,3 +119,46 @@ def test_control_a_live_call_then_hang_up(start_daemon, phone, synthesizer):
     assert status == 400 and "agents are not available yet" in body["detail"], body
     status, body = daemon.request("GET", "/v1/calls")
     assert status == 200 and body[0]["call_id"] == call_id
+
+
+def test_route_transfers_to_a_second_phone(start_daemon, phone, ports, tmp_path, webhook):
+    second = ports.phone(tmp_path / "second", answermode="manual", user="second")
+    try:
+        daemon = start_daemon(phone)
+        target = f"sip:second@127.0.0.1:{second.sip_port}"
+
+        # The target refuses: 502 TRANSFER_FAILED with the reason, kept in the record.
+        call_id = place(daemon, message=MESSAGE, callback_url=webhook.url)
+        phone.wait_event(CALL_ESTABLISHED)
+        with ThreadPoolExecutor(1) as pool:
+            refused = pool.submit(daemon.request, "PUT", f"/v1/calls/{call_id}/route",
+                                  {"to": target})
+            assert phone.wait_event(TRANSFER, timeout=10).param == target
+            second.wait_event(CALL_INCOMING, timeout=10)
+            second.command("hangup")
+            status, body = refused.result(timeout=30)
+        assert status == 502 and body["detail"].startswith("TRANSFER_FAILED: "), body
+        status, body = daemon.request("GET", f"/v1/calls/{call_id}")
+        assert body["status"] == "in_progress", body  # the call goes on
+        ended = webhook.wait(1, timeout=60)[0]  # the message plays out, then the hangup
+        assert ended["status"] == "completed", ended
+        assert (ended["error"] or "").startswith("TRANSFER_FAILED: "), ended
+
+        # Answered: the phone was asked (REFER) to call the target and did; the call ends
+        # transferred.
+        call_id = place(daemon)
+        phone.wait_event(CALL_ESTABLISHED)
+        with ThreadPoolExecutor(1) as pool:
+            routed = pool.submit(daemon.request, "PUT", f"/v1/calls/{call_id}/route",
+                                 {"to": target})
+            assert phone.wait_event(TRANSFER, timeout=10).param == target
+            incoming = second.wait_event(CALL_INCOMING, timeout=10)
+            assert incoming.peer_uri == phone.uri
+            second.command("accept")
+            second.wait_event(CALL_ESTABLISHED, timeout=10)
+            status, body = routed.result(timeout=30)
+        assert status == 200, body
+        assert body["status"] == "transferred" and body["transferred_to"] == target, body
+        assert body["error"] is None
+    finally:
+        second.stop()

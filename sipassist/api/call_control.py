@@ -209,12 +209,12 @@ def install(api: Api, services: Services) -> None:
             transfer.error = str(exc)
             transfer.done.set()
             raise ApiError(502, f"TRANSFER_FAILED: {exc}") from None
-        session.audio.stop_playback()  # what was being said is for nobody now
         if not transfer.done.wait(TRANSFER_WAIT_SECONDS):
             raise ApiError(504, f"the far end did not report the transfer within "
                                 f"{TRANSFER_WAIT_SECONDS} s")
         if not transfer.succeeded:
             raise ApiError(502, f"TRANSFER_FAILED: {transfer.error}")
+        session.audio.stop_playback()  # what was being said is for nobody now
         return (services.queue.wait_ended(call_id, HANGUP_WAIT_SECONDS)
                 or record_of(call_id)).to_v1()
 
