@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
@@ -15,11 +16,18 @@ __all__ = ["PHONE_RATE", "mulaw_decode", "mulaw_encode", "phone_line", "write_wa
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
     """16-bit mono PCM WAV."""
-    with wave.open(str(path), "wb") as wav:
+    path.write_bytes(wav_bytes(samples, rate))
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """A 16-bit mono PCM WAV file, in memory (an upload's body)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(to_pcm16(samples))
+    return buffer.getvalue()
 
 
 def best_match(recording: np.ndarray, expected: np.ndarray) -> float:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.error
 import urllib.request
-import wave
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,9 +17,7 @@ from sipassist.telephony.events import (
     TRANSFER,
 )
 
-from sipassist.voice.resample import to_pcm16
-
-from .audio_helpers import heard_audio
+from .audio_helpers import heard_audio, wav_bytes
 
 MESSAGE = ("Hello. This is a reminder about the meeting on the third floor, "
            "which starts at ten and ends at noon, so please bring your notes. ")
@@ -44,13 +40,7 @@ def tone_wav(rate: int, seconds: float) -> tuple[bytes, np.ndarray]:
     baresip's resampling and G.711 keep (higher tones come out much weaker)."""
     t = np.arange(int(rate * seconds)) / rate
     samples = (0.4 * np.sin(2 * np.pi * (300 + 150 * t) * t)).astype(np.float32)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(to_pcm16(samples))
-    return buffer.getvalue(), samples
+    return wav_bytes(samples, rate), samples
 
 
 def place(daemon, to: str = "phone", message: str = LONG_MESSAGE, **more) -> str:
@@ -162,3 +152,14 @@ def test_route_transfers_to_a_second_phone(start_daemon, phone, ports, tmp_path,
         assert body["error"] is None
     finally:
         second.stop()
+
+
+def test_hang_up_while_ringing(start_daemon, manual_phone):
+    daemon = start_daemon(manual_phone)
+    call_id = place(daemon)
+    manual_phone.wait_event(CALL_INCOMING)
+    status, body = daemon.request("PUT", f"/v1/calls/{call_id}/hangup")
+    assert status == 200, body
+    manual_phone.wait_event(CALL_CLOSED, timeout=10)
+    assert body["status"] == "no_answer" and body["hangup_by"] == "api", body
+    assert body["error"] is None

@@ -157,12 +157,21 @@ def install(api: Api, services: Services) -> None:
     @api.put("/v1/calls/<call_id>/hangup", summary="Hang up a call", tags=["Calls"],
              response=Call, errors=[404, 409, 502], allow_empty_body=True)
     def v1_hangup_call(call_id: str) -> dict:
-        """The far end gets a BYE; the call ends `completed` with `hangup_by: "api"`."""
-        session = live_session(call_id)
+        """The far end gets a BYE (a CANCEL while ringing); the call ends `completed` (or
+        `no_answer` while ringing) with `hangup_by: "api"`."""
+        record = record_of(call_id)
+        # A call being dialled shows as ringing a moment before the runner has its handle.
+        ringing = (services.active.ringing_call(call_id, wait=ANSWER_GRACE_SECONDS)
+                   if record.status == RINGING else None)
+        if ringing is not None and not ringing.established:
+            phone = ringing
+        else:
+            session = live_session(call_id)
+            session.audio.stop_playback()
+            phone = session.call
         services.queue.update(call_id, hangup_by="api")
-        session.audio.stop_playback()
         try:
-            services.switchboard.request_hangup(session.call)
+            services.switchboard.request_hangup(phone)
         except CtrlError as exc:
             raise ApiError(502, f"baresip could not hang up: {exc}") from None
         return (services.queue.wait_ended(call_id, HANGUP_WAIT_SECONDS)

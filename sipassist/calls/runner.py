@@ -37,11 +37,27 @@ Transcribe = Callable[[np.ndarray, int], str]
 
 
 class ActiveCalls:
-    """Answered calls by call_id, for /speak."""
+    """Answered calls by call_id, for /speak; and ringing ones, for PUT /v1/calls/{id}/hangup."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._sessions: dict[str, CallSession] = {}
+        self._ringing: dict[str, PhoneCall] = {}
+
+    def ringing(self, call_id: str, call: PhoneCall | None) -> None:
+        """Note (or, with None, forget) a dialled call not answered yet."""
+        with self._cond:
+            if call is None:
+                self._ringing.pop(call_id, None)
+            else:
+                self._ringing[call_id] = call
+                self._cond.notify_all()
+
+    def ringing_call(self, call_id: str, wait: float = 0.0) -> PhoneCall | None:
+        """The dialled call; waits up to `wait` s for one being dialled right now."""
+        with self._cond:
+            self._cond.wait_for(lambda: call_id in self._ringing, wait)
+            return self._ringing.get(call_id)
 
     def add(self, session: CallSession) -> None:
         with self._cond:
@@ -95,14 +111,19 @@ class CallRunner:
             call = self.switchboard.dial(record.dial_uri)
         except CtrlError as exc:
             return update(status=FAILED, completed_at=iso(utc_now()), error=str(exc))
+        self.active.ringing(record.call_id, call)
         try:
             outcome = self._ring(call, record.ring_timeout)
+            self.active.ringing(record.call_id, None)
             if outcome is not None:
                 status, error = outcome
+                if update().hangup_by == "api":  # cancelled while ringing
+                    status, error = NO_ANSWER, None
                 return update(status=status, completed_at=iso(utc_now()), error=error)
             record = update(status=IN_PROGRESS)
             return self._answered(record, call, speech, update)
         finally:
+            self.active.ringing(record.call_id, None)
             self.switchboard.finish(call)
 
     def _ring(self, call: PhoneCall, ring_timeout: int) -> tuple[str, str | None] | None:

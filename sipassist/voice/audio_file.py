@@ -30,18 +30,20 @@ def decode_audio(data: bytes, target_rate: int) -> np.ndarray:
             if not container.streams.audio:
                 raise AudioFileError("the file holds no audio stream")
             stream = container.streams.audio[0]
-            # Format and channels only: the rate stays as it is, for our resampler.
-            converter = av.AudioResampler(format="flt", layout="mono")
+            # Sample format only (planar float): the channels are averaged here (FFmpeg's
+            # downmix adds them at -3 dB, louder than the source), the rate is left to our
+            # resampler.
+            converter = av.AudioResampler(format="fltp")
             rate = stream.codec_context.sample_rate or stream.rate
             pieces, total = [], 0
             for frame in container.decode(stream):
-                for mono in converter.resample(frame):
-                    pieces.append(mono.to_ndarray().reshape(-1))
-                    total += mono.samples
+                for planes in converter.resample(frame):
+                    pieces.append(planes.to_ndarray().mean(axis=0))
+                    total += planes.samples
                 if rate and total > MAX_SECONDS * rate:
                     raise AudioFileError(f"the audio is longer than {MAX_SECONDS} s")
-            for mono in converter.resample(None):
-                pieces.append(mono.to_ndarray().reshape(-1))
+            for planes in converter.resample(None):
+                pieces.append(planes.to_ndarray().mean(axis=0))
     except AudioFileError:
         raise
     except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
