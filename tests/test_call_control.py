@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -163,3 +164,27 @@ def test_hang_up_while_ringing(start_daemon, manual_phone):
     manual_phone.wait_event(CALL_CLOSED, timeout=10)
     assert body["status"] == "no_answer" and body["hangup_by"] == "api", body
     assert body["error"] is None
+
+
+def test_speak_with_call_id_reaches_that_call_only(start_daemon, phone, ports, tmp_path,
+                                                    synthesizer):
+    """Seed 003's POST /speak?call_id= speaks into the named call, not the latest one."""
+    second = ports.phone(tmp_path / "second", user="second")
+    try:
+        daemon = start_daemon(phone, queue={"max_concurrent": 2})
+        first_id = place(daemon, message=MESSAGE)
+        phone.wait_event(CALL_ESTABLISHED)
+        second_id = place(daemon, to=f"sip:second@127.0.0.1:{second.sip_port}")
+        second.wait_event(CALL_ESTABLISHED)
+        query = urllib.parse.urlencode({"message": REPLY, "call_id": first_id})
+        status, body = send(daemon, "POST", f"/speak?{query}", b"", "text/plain")
+        assert status == 200, body  # answered once heard, after the message: up to ~15 s
+        phone.wait_event(CALL_CLOSED, timeout=30)
+        status, body = daemon.request("PUT", f"/v1/calls/{second_id}/hangup")
+        assert status == 200, body
+        second.wait_event(CALL_CLOSED, timeout=10)
+        reply = synthesizer.synthesize(REPLY)
+        scores = [heard_audio(p.recording(), reply, 16000) for p in (phone, second)]
+        assert scores[0] > 0.6 and scores[1] < 0.3, scores
+    finally:
+        second.stop()
