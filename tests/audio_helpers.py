@@ -6,8 +6,9 @@ import numpy as np
 
 from sipassist.bench.sentences import PHONE_RATE, mulaw_decode, mulaw_encode, phone_line
 from sipassist.voice.asr import write_wav
+from sipassist.voice.audio_files import encode_wav as wav_bytes  # an upload's body
 
-__all__ = ["PHONE_RATE", "mulaw_decode", "mulaw_encode", "phone_line", "write_wav"]
+__all__ = ["PHONE_RATE", "mulaw_decode", "mulaw_encode", "phone_line", "wav_bytes", "write_wav"]
 
 
 def best_match(recording: np.ndarray, expected: np.ndarray) -> float:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import (asr, calls, health, key_routes, knowledge, llms, metrics, openai_compat, openapi,
-               schedule, speak, texts, tools, tts, webhooks)
+from . import (asr, call_control, calls, health, key_routes, knowledge, llms, metrics,
+               openai_compat, openapi, schedule, speak, texts, tools, tts, webhooks)
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -19,6 +19,7 @@ def build_api(services: Services) -> Api:
                        "max_choice_timeout": settings.listening.max_choice_timeout})
     health.install(api, services)
     calls.install(api, services)
+    call_control.install(api, services)
     speak.install(api, services)
     tools.install(api, services)
     schedule.install(api, services)

@@ -109,22 +109,21 @@ class InboundCalls:
             return
         log.info("answering a call from %s", call.uri, extra=fields)
         self.publish("call.incoming", {"call_id": record.call_id, "from": call.uri})
-        status, error = COMPLETED, None
+        ending: dict[str, object] = {"status": COMPLETED, "error": None}
         try:
             self._answer(call)
             self.publish("call.answered", {"call_id": record.call_id, "from": call.uri})
             self.queue.update(record.call_id, status=IN_PROGRESS)
-            error = self._converse(record, call)
-            status = FAILED if error else COMPLETED
+            ending = self._converse(record, call)
         except (CtrlError, BridgeError) as exc:
-            status, error = FAILED, str(exc)
+            ending = {"status": FAILED, "error": str(exc)}
         except Exception as exc:  # one call's bug must not take the daemon down
             log.exception("inbound call failed", extra=fields)
-            status, error = FAILED, f"internal error: {exc}"
+            ending = {"status": FAILED, "error": f"internal error: {exc}"}
         finally:
             self.switchboard.finish(call)
-            final = self.queue.end_inbound(record.call_id, status=status, error=error,
-                                           completed_at=iso(utc_now()))
+            final = self.queue.end_inbound(record.call_id, completed_at=iso(utc_now()),
+                                           **ending)
             log.info("call %s ended: %s", final.call_id, final.status, extra=fields)
             self.on_finished(final)
 
@@ -138,29 +137,30 @@ class InboundCalls:
         if event.type == CALL_CLOSED:
             raise CtrlError(f"the caller hung up before the answer: {event.param}")
 
-    def _converse(self, record: CallRecord, call: PhoneCall) -> str | None:
-        """The dialogue; returns an error for a lost link, None otherwise."""
+    def _converse(self, record: CallRecord, call: PhoneCall) -> dict[str, object]:
+        """The dialogue; returns how it ended (status, error: a lost link, ...)."""
         try:
             audio = self.switchboard.bridge.attach()
         except BridgeError:
             if call.closed:  # the caller hung up straight after answering
-                return None
+                return {"status": COMPLETED, "error": None}
             raise
         session = CallSession(record.call_id, call, audio)
         self.active.add(session)
         dialogue = Dialogue(self, session, record)
         # Call-backs ring the caller's own extension on our domain, never the From's host.
         dialogue.callback = self.switchboard.trust.callback_extension(call.uri, call.source)
+        lost = None
         try:
             dialogue.run()
         except CallEnded as ended:
-            return ended.reason if ended.lost else None
+            lost = ended.reason if ended.lost else None
         finally:
             self.active.remove(session)
             self.switchboard.bridge.detach(audio)
         if not session.ended:
             self.switchboard.hangup(call)
-        return None
+        return session.final_fields(lost)
 
 
 class Dialogue:

@@ -14,8 +14,9 @@ COMPLETED = "completed"
 NO_ANSWER = "no_answer"
 BUSY = "busy"
 FAILED = "failed"
+TRANSFERRED = "transferred"  # moved elsewhere by PUT /v1/calls/{id}/route
 
-FINAL_STATUSES = frozenset({COMPLETED, NO_ANSWER, BUSY, FAILED})
+FINAL_STATUSES = frozenset({COMPLETED, NO_ANSWER, BUSY, FAILED, TRANSFERRED})
 
 
 def utc_now() -> datetime:
@@ -56,6 +57,8 @@ class CallRecord:
     direction: str = "outbound"
     # Turns of a conversation: {"who": "caller"|"assistant", "text", "at", "tool"?}
     transcript: tuple[dict[str, Any], ...] = ()
+    hangup_by: str | None = None  # "api" when ended by PUT /v1/calls/{id}/hangup
+    transferred_to: str | None = None  # the SIP URI of a transfer (PUT /v1/calls/{id}/route)
 
     @property
     def final(self) -> bool:
@@ -101,6 +104,11 @@ class CallRecord:
             "extension": self.extension,
             "transcript": list(self.transcript),
         }
+
+    def to_v1(self) -> dict[str, Any]:
+        """`GET /v1/calls/{id}`: the contract's fields and the call control ones."""
+        return {**self.to_api(), "hangup_by": self.hangup_by,
+                "transferred_to": self.transferred_to}
 
     def webhook_payload(self) -> dict[str, Any]:
         """The outbound call webhook as in the contract."""

@@ -272,6 +272,16 @@ class CallQueue:
         with self._cond:
             return self._cond.wait_for(lambda: not self._active, timeout)
 
+    def wait_ended(self, call_id: str, timeout: float) -> CallRecord | None:
+        """The call's record once it has ended (its worker notifies), or None after `timeout`."""
+        def ended() -> bool:
+            record = self._records.get(call_id)
+            return record is None or record.final
+        with self._cond:
+            if not self._cond.wait_for(ended, timeout):
+                return None
+        return self.get(call_id)
+
     def connecting(self) -> bool:
         """Some call is ringing or answered (its audio may be moments away)."""
         with self._cond:

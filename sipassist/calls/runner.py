@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 BUSY_MARKERS = ("486", "600", "603", "busy", "decline")
 LEAD_IN_SECONDS = 0.3  # the first RTP packets after answer are often lost: start with silence
 READY_WAIT_SECONDS = 60
+TRANSFER_WAIT_SECONDS = 30  # for the far end to follow a REFER and report how it went
+# A call the API speaks into stays up this long after the last audio (then hangs up as usual),
+# and at most this long in all after its message.
+CONTROL_QUIET_SECONDS = 5.0
+CONTROL_HOLD_LIMIT_SECONDS = 600.0
 REPROMPT = "Sorry, I didn't catch that."
 THANKS = "Thank you."
 
@@ -33,11 +38,27 @@ Transcribe = Callable[[np.ndarray, int], str]
 
 
 class ActiveCalls:
-    """Answered calls by call_id, for /speak."""
+    """Answered calls by call_id, for /speak; and ringing ones, for PUT /v1/calls/{id}/hangup."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._sessions: dict[str, CallSession] = {}
+        self._ringing: dict[str, PhoneCall] = {}
+
+    def ringing(self, call_id: str, call: PhoneCall | None) -> None:
+        """Note (or, with None, forget) a dialled call not answered yet."""
+        with self._cond:
+            if call is None:
+                self._ringing.pop(call_id, None)
+            else:
+                self._ringing[call_id] = call
+                self._cond.notify_all()
+
+    def ringing_call(self, call_id: str, wait: float = 0.0) -> PhoneCall | None:
+        """The dialled call; waits up to `wait` s for one being dialled right now."""
+        with self._cond:
+            self._cond.wait_for(lambda: call_id in self._ringing, wait)
+            return self._ringing.get(call_id)
 
     def add(self, session: CallSession) -> None:
         with self._cond:
@@ -98,15 +119,20 @@ class CallRunner:
             call = self.switchboard.dial(record.dial_uri)
         except CtrlError as exc:
             return update(status=FAILED, completed_at=iso(utc_now()), error=str(exc))
+        self.active.ringing(record.call_id, call)
         try:
             outcome = self._ring(call, record.ring_timeout)
+            self.active.ringing(record.call_id, None)
             if outcome is not None:
                 status, error = outcome
+                if update().hangup_by == "api":  # cancelled while ringing
+                    status, error = NO_ANSWER, None
                 return update(status=status, completed_at=iso(utc_now()), error=error)
             record = update(status=IN_PROGRESS)
             self.publish("call.answered", {**record.webhook_payload(), "direction": "outbound"})
             return self._answered(record, call, speech, update)
         finally:
+            self.active.ringing(record.call_id, None)
             self.switchboard.finish(call)
 
     def _ring(self, call: PhoneCall, ring_timeout: int) -> tuple[str, str | None] | None:
@@ -146,6 +172,8 @@ class CallRunner:
                                                           ChoiceSpec.from_document(record.choice))
                 record = update(choice_response=response, choice_raw_text=raw_text)
                 self.publish("choice.collected", record.webhook_payload())
+            session.wait_transfer(TRANSFER_WAIT_SECONDS)  # PUT /v1/calls/{id}/route
+            session.hold_for_control(CONTROL_QUIET_SECONDS, CONTROL_HOLD_LIMIT_SECONDS)
             session.play(self._silence(self.settings.hangup_pause_seconds))
         except CallEnded as ended:
             if ended.lost:
@@ -157,8 +185,7 @@ class CallRunner:
             self.switchboard.bridge.detach(audio)
         if not session.ended:
             self.switchboard.hangup(call)
-        return update(status=FAILED if error else COMPLETED, completed_at=iso(utc_now()),
-                      error=error)
+        return update(completed_at=iso(utc_now()), **session.final_fields(error))
 
     def _collect_choice(self, session: CallSession, spec: ChoiceSpec
                         ) -> tuple[str | None, str | None]:

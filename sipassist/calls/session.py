@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..telephony.bridge import CallAudio, Playback
-from ..telephony.events import CALL_CLOSED, CALL_DTMF_START, BaresipEvent
+from ..telephony.events import CALL_CLOSED, CALL_DTMF_START, TRANSFER_FAILED, BaresipEvent
 from ..telephony.switchboard import LinkLost, PhoneCall
 from ..config import ListenSettings
 from ..voice.echo import ANALYSIS_BLOCKS as ECHO_ANALYSIS_BLOCKS, EchoCanceller
 from ..voice.vad import Endpointer, Utterance
+from .model import COMPLETED, FAILED, TRANSFERRED
 
 POLL_SECONDS = 0.02  # one audio frame: how often waits look at call events
 
@@ -35,6 +36,17 @@ class KeyPress:
     digit: str
 
 
+class Transfer:
+    """A blind transfer asked for by the API: done once the call closed (transferred) or
+    baresip reported TRANSFER_FAILED (the call goes on)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.done = threading.Event()
+        self.succeeded = False
+        self.error: str | None = None
+
+
 class CallSession:
     def __init__(self, call_id: str, call: PhoneCall, audio: CallAudio) -> None:
         self.call_id = call_id
@@ -46,6 +58,12 @@ class CallSession:
         self._digits: deque[str] = deque()
         self._ended: CallEnded | None = None
         self._lock = threading.Lock()
+        self.transfer: Transfer | None = None
+        self.controlled = False  # the API has acted on this call (/v1/calls/{id}/...)
+
+    @property
+    def transferred(self) -> bool:
+        return self.transfer is not None and self.transfer.succeeded
 
     @property
     def ended(self) -> bool:
@@ -63,17 +81,55 @@ class CallSession:
                 elif isinstance(event, BaresipEvent):
                     if event.type == CALL_CLOSED:
                         self._ended = CallEnded(event.param or "far end hung up", lost=False)
+                        if self.transfer is not None and not self.transfer.done.is_set():
+                            self.transfer.succeeded = True  # a REFER's NOTIFY 200 closes it
+                            self.transfer.done.set()
+                    elif event.type == TRANSFER_FAILED and self.transfer is not None:
+                        self.transfer.error = event.param or "the transfer failed"
+                        self.transfer.done.set()
                     elif event.type == CALL_DTMF_START and event.param:
                         self._digits.append(event.param[:1])
             if self._ended is not None:
                 raise self._ended
 
+    def wait_transfer(self, timeout: float) -> None:
+        """While a transfer is pending, keep taking events until its outcome (bounded)."""
+        deadline = time.monotonic() + timeout
+        while (self.transfer is not None and not self.transfer.done.is_set()
+               and time.monotonic() < deadline):
+            self.check()
+            self.transfer.done.wait(POLL_SECONDS)
+
+    def hold_for_control(self, quiet_seconds: float, limit: float) -> None:
+        """A call the API acts on stays up until nothing has played for `quiet_seconds`
+        (so a client can speak again after hearing an answer), at most `limit` s."""
+        if not self.controlled:
+            return
+        deadline = time.monotonic() + limit
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            self.check()
+            if self.audio.playing:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_seconds:
+                return
+            time.sleep(POLL_SECONDS)
+
+    def final_fields(self, lost: str | None) -> dict[str, object]:
+        """How the call ended, for its record: `lost` is the reason the link was lost, if so.
+        A failed transfer leaves the call up, so it ends as usual with the reason noted."""
+        if self.transferred:
+            return {"status": TRANSFERRED, "transferred_to": self.transfer.uri, "error": None}
+        if lost is None and self.transfer is not None and self.transfer.error:
+            return {"status": COMPLETED, "error": f"TRANSFER_FAILED: {self.transfer.error}"}
+        return {"status": FAILED if lost else COMPLETED, "error": lost}
+
     def take_digit(self) -> str | None:
         return self._digits.popleft() if self._digits else None
 
-    def enqueue(self, samples: np.ndarray) -> Playback:
-        """Queue audio after whatever is playing; returns at once."""
-        return self.audio.play(samples)
+    def enqueue(self, samples: np.ndarray, interrupt: bool = False) -> Playback:
+        """Queue audio after whatever is playing (or instead of it); returns at once."""
+        return self.audio.play(samples, interrupt)
 
     def play(self, samples: np.ndarray, stop_on_key: bool = False) -> Playback:
         """Play and wait until done; with stop_on_key a key press cuts it short."""

@@ -67,11 +67,19 @@ class CallAudio:
         self._played = np.zeros(int(self.PLAYED_HISTORY * sample_rate), np.float32)
         self._silent_for = len(self._played)  # samples since we last played anything
 
-    def play(self, samples: np.ndarray) -> Playback:
-        """Queue float32 samples at the bridge rate after whatever is already playing."""
+    def play(self, samples: np.ndarray, interrupt: bool = False) -> Playback:
+        """Queue float32 samples at the bridge rate after whatever is already playing; with
+        `interrupt`, instead of it (in one step, so nothing queued meanwhile slips between)."""
         item = Playback(np.ascontiguousarray(samples, dtype=np.float32))
         with self._playlist_lock:
-            self._playlist.append(item)
+            if interrupt:
+                dropped, self._playlist = self._playlist, deque([item])
+            else:
+                dropped = deque()
+                self._playlist.append(item)
+        for old in list(dropped):
+            old.interrupted = True
+            old.done.set()
         return item
 
     def stop_playback(self) -> None:

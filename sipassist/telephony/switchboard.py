@@ -312,6 +312,26 @@ class Switchboard:
         if not call.closed and call.wait_for({CALL_CLOSED}, wait) is None:
             log.warning("baresip reported no CALL_CLOSED within %g s", wait)
 
+    def transfer(self, call: PhoneCall, uri: str) -> None:
+        """Blind transfer (SIP REFER) of this call to an already validated SIP URI; the outcome
+        arrives as the call's CALL_CLOSED ("Call transfered") or TRANSFER_FAILED event."""
+        result = self._call_command(call, "transfer", uri)
+        if not result.ok:
+            raise CtrlError(f"baresip could not transfer the call: {result.data.strip()}")
+
+    def send_digits(self, call: PhoneCall, digits: str) -> None:
+        """DTMF (RFC 4733 telephone-events) on this call, digits already checked: baresip
+        1.0's menu `sndcode` once per digit, as it releases a key only after its last one
+        (a repeated digit would otherwise be one long press)."""
+        for result in self._call_commands(call, [("sndcode", digit) for digit in digits]):
+            if not result.ok:
+                raise CtrlError(f"baresip could not send the digits: {result.data.strip()}")
+
+    def request_hangup(self, call: PhoneCall) -> None:
+        """Hang up without waiting: the call's owner sees CALL_CLOSED among its events."""
+        if not call.closed:
+            self._call_command(call, "hangup")
+
     def finish(self, call: PhoneCall) -> None:
         """The runner is done with the call: hang it up if it is still open (a half-open call
         must not hold one of baresip's slots), then stop routing its events."""
@@ -332,26 +352,31 @@ class Switchboard:
             raise CtrlError("baresip is not running (it is being restarted)")
         return ctrl
 
-    def _call_command(self, call: PhoneCall, name: str) -> CommandResult:
-        """`name` (accept, hangup) for this call only: baresip 1.0's commands act on its
-        current call, so `callfind <id>` makes it current in the same write (see
-        CtrlConnection.batch). A call baresip no longer has gets no command at all, since
-        `name` would then fall on whatever call is current."""
+    def _call_command(self, call: PhoneCall, name: str, params: str = "") -> CommandResult:
+        """`name` (accept, hangup, transfer, ...) for this call only: see _call_commands."""
+        return self._call_commands(call, [(name, params)])[-1]
+
+    def _call_commands(self, call: PhoneCall, commands: list[tuple[str, str]]
+                       ) -> list[CommandResult]:
+        """Commands for this call only: baresip 1.0's commands act on its current call, so
+        `callfind <id>` makes it current in the same write (see CtrlConnection.batch). A call
+        baresip no longer has gets no command at all, since they would then fall on whatever
+        call is current."""
         ctrl = self._require_ctrl()
         with self._command_lock:
             if not call.baresip_id:  # dialled, not yet reported: the newest call is this one
-                return ctrl.command(name)
+                return ctrl.batch(commands, timeout=3)
             if not _found(ctrl.command("callfind", call.baresip_id, timeout=3), call.baresip_id):
                 call.closed = True
                 with self._calls_lock:
                     if self._turned_away.get(call.baresip_id) is call:
                         del self._turned_away[call.baresip_id]
                 raise CtrlError(f"baresip has no call {call.baresip_id} any more")
-            found, result = ctrl.batch([("callfind", call.baresip_id), (name, "")], timeout=3)
+            found, *results = ctrl.batch([("callfind", call.baresip_id), *commands], timeout=3)
             if not _found(found, call.baresip_id):
                 log.warning("call %s ended just before %s; baresip's current call got it",
-                            call.baresip_id, name)
-            return result
+                            call.baresip_id, commands[0][0])
+            return results
 
     def _hang_up_quietly(self, call: PhoneCall) -> None:
         try:

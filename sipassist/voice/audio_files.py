@@ -13,7 +13,9 @@ import wave
 
 import numpy as np
 
-from .resample import to_pcm16
+from .resample import resample, to_pcm16
+
+MAX_CALL_SECONDS = 600  # longer audio is not played into a call: no place for an hour of music
 
 
 class AudioError(ValueError):
@@ -52,6 +54,15 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
             raise AudioError("the FLAC file cannot be decoded (corrupt or truncated)")
         return decoded
     raise AudioError(f"expected a WAV or FLAC file, got {kind}")
+
+
+def decode_at(data: bytes, rate: int, max_seconds: float = MAX_CALL_SECONDS) -> np.ndarray:
+    """float32 mono samples at `rate` (a call's), or AudioError saying why not."""
+    samples, source_rate = decode(data)
+    if samples.size > max_seconds * source_rate:
+        raise AudioError(f"the audio is {samples.size / source_rate:.0f} s long; at most "
+                         f"{max_seconds:.0f} s can be played into a call")
+    return resample(samples, source_rate, rate)
 
 
 def _read_wav(data: bytes) -> tuple[np.ndarray, int]:
