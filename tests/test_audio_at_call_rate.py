@@ -58,7 +58,7 @@ def test_stereo_flac_at_48000_becomes_mono_at_the_call_rate():
 
 @pytest.mark.parametrize("data, problem", [
     (b"", "empty"),
-    (b"RIFF\x00\x00\x00\x00WAVEjunk", "WAV file cannot be read"),
+    (b"RIFF\x00\x00\x00\x00WAVEjunk", "WAV file has no fmt chunk"),
     (b"plain text, not audio at all" * 10, "expected a WAV or FLAC file"),
 ])
 def test_what_does_not_decode_says_why(data, problem):

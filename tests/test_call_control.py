@@ -75,7 +75,7 @@ def test_control_a_live_call_then_hang_up(start_daemon, phone, synthesizer):
     assert body["seconds"] == 2.0
     status, body = send(daemon, "PUT", f"/v1/calls/{call_id}/audio", b"RIFF nonsense",
                         "audio/wav")
-    assert status == 415 and "WAV file cannot be read" in body["detail"], body
+    assert status == 415 and "expected a WAV or FLAC file" in body["detail"], body
 
     # Bad targets for a transfer are refused before anything is sent.
     status, body = daemon.request("PUT", f"/v1/calls/{call_id}/route", {})
