@@ -7,16 +7,22 @@ from . import (asr, call_control, calls, health, key_routes, knowledge, llms, me
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
+from ..config import Settings
 from .services import Services
+
+
+def empty_api(settings: Settings) -> Api:
+    """An Api with the configured body limits and the bounds the request models check."""
+    return Api(json_limit=settings.api.max_json_bytes,
+               upload_limit=settings.api.max_upload_bytes,
+               context={"max_ring_timeout": settings.calls.max_ring_timeout,
+                        "max_choice_timeout": settings.listening.max_choice_timeout})
 
 
 def build_api(services: Services) -> Api:
     """Every route, declared once (the gate and the OpenAPI document read the same list)."""
     settings = services.settings
-    api = Api(json_limit=settings.api.max_json_bytes,
-              upload_limit=settings.api.max_upload_bytes,
-              context={"max_ring_timeout": settings.calls.max_ring_timeout,
-                       "max_choice_timeout": settings.listening.max_choice_timeout})
+    api = empty_api(settings)
     health.install(api, services)
     calls.install(api, services)
     call_control.install(api, services)

@@ -2,9 +2,9 @@
 
 For each history size, a fresh state directory gets that many ended calls in the layout of a
 daemon before the history file existed (every call in `calls.json`), so the first start also
-measures the one-time move to `calls-history.jsonl`. Then the real API (Bottle on the threaded
-server, on loopback) takes `--posts` POST /call requests one after another; the queue's worker
-never dials (telephony is "not ready"), so each request is the API's work and the disk write.
+measures the one-time move to `calls-history.jsonl`. Then the real API (the daemon's
+routes, gate and server, on loopback) takes `--posts` POST /call requests one after another;
+the queue's worker never dials (telephony is "not ready"), so each request is the API's work and the disk write.
 GET /calls and GET /call/{id} of an old call are timed too. Files are fsynced as in the daemon,
 on the filesystem of --dir (default: a temporary directory).
 """
@@ -23,10 +23,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-import bottle
-
 from ..api import calls as calls_api
-from ..api import errors
+from ..api.app import empty_api
+from ..api.gate import Gate
+from ..api.keys import KeyStore
 from ..api.server import ApiServer
 from ..api.services import Services
 from ..calls.history import CallHistory
@@ -89,12 +89,15 @@ def measure(settings: Settings, directory: Path, count: int, posts: int) -> dict
     queue.start()
     first_start_ms = (time.perf_counter() - started) * 1000
     placer = CallPlacer(queue, settings)
-    app = bottle.Bottle()
-    errors.install(app)
-    calls_api.install(app, Services(settings=settings, switchboard=None, queue=queue,
+    api = empty_api(settings)
+    calls_api.install(api, Services(settings=settings, switchboard=None, queue=queue,
                                     placer=placer, active=None, speak=None, tools=None,
                                     schedules=None))
-    server = ApiServer(app, "127.0.0.1", 0)
+    # The daemon's gate and server, without a request limit (the bench is one busy client).
+    api_settings = replace(settings.api, limits=replace(settings.api.limits,
+                                                        requests_per_minute=0))
+    gate = Gate(api, api_settings, KeyStore(settings.paths.state_dir))
+    server = ApiServer(gate, "127.0.0.1", 0, api_settings, gate.screen)
     server.start()
     url = f"http://127.0.0.1:{server.port}"
     try:
