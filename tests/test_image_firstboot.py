@@ -113,7 +113,8 @@ def test_the_shipped_example_on_the_card_installs_as_the_defaults(root: Path) ->
     assert "generated a new API token" in done.stdout
     assert set(installed(root)) == {"sip", "api", "audio", "paths", "queue", "models",
                                     "webhooks", "calls", "listening", "tools", "schedule",
-                                    "station", "conversation", "llm"}
+                                    "station", "conversation", "llm", "knowledge", "texts",
+                                    "model_api"}
     assert not (root / "etc/localtime").exists()  # timezone "" = leave the box's zone
 
 
