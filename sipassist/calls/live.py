@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..faults import StorageFaults
+from ..store import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,17 @@ class LiveCalls:
         if call_ids:
             self._append([{"call_id": call_id, GONE: True} for call_id in call_ids])
 
+    def _numbered(self, docs: list[dict[str, Any]]) -> tuple[int, list[bytes]]:
+        """Journal lines for `docs`, each with the next revision; and the last revision."""
+        rev, lines = self._rev, []
+        for doc in docs:
+            rev += 1
+            lines.append(json.dumps({**doc, REV: rev}, separators=(",", ":")).encode() + b"\n")
+        return rev, lines
+
     def _append(self, docs: list[dict[str, Any]]) -> None:
         with self._lock:
-            rev = self._rev
-            lines = []
-            for doc in docs:
-                rev += 1
-                lines.append(json.dumps({**doc, REV: rev}, separators=(",", ":")).encode()
-                             + b"\n")
+            rev, lines = self._numbered(docs)
             data = b"".join(lines)
             try:
                 # Opened for each write: an fd held open for writing would keep the
@@ -161,42 +164,18 @@ class LiveCalls:
         """Rewrite the journal and its mirror with just `docs` (the live calls), atomically.
         On a storage error the old files stay as they are (raises StorageError)."""
         with self._lock:
-            rev = self._rev
-            lines = []
-            for doc in docs:
-                rev += 1
-                lines.append(json.dumps({**doc, REV: rev}, separators=(",", ":")).encode()
-                             + b"\n")
+            rev, lines = self._numbered(docs)
             data = b"".join(lines)
             try:
-                self._replace(self.path, data, sync=True)
+                replace_atomically(self.path, lambda file: file.write(data))
             except OSError as exc:
                 raise self.faults.failed(self.path, exc) from exc
             self._rev, self._size, self._lines = rev, len(data), len(lines)
             try:
-                self._replace(self.good, data, sync=False)
+                replace_atomically(self.good, lambda file: file.write(data), sync=False)
             except OSError as exc:
                 log.debug("cannot rewrite %s: %s", self.good, exc)
         self.faults.cleared(self.path)
-
-    def _replace(self, path: Path, data: bytes, sync: bool) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                if sync:
-                    os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        if sync:
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
 
     def close(self) -> None:
         """Nothing stays open between writes; kept for symmetry with the other stores."""
