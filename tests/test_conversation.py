@@ -152,7 +152,10 @@ def test_the_model_routes_a_question_the_rules_miss_to_the_station(start_daemon,
         daemon = start_daemon(phone, router=router,
                               station={"protocol": "davis", "port": station.path,
                                        "name": "Storm Lake"})
+        # Said again after a pause, as a caller does when asked again: Whisper's confidence in
+        # this one sits near the re-ask threshold and flipped in a full run (answer or re-ask).
         phone.set_speech(speech_track(synthesizer, [4.5, "Is it freezing out?", 14.0,
+                                                    "Is it freezing out?", 14.0,
                                                     "Goodbye.", 3.0]), RATE)
         phone.command("dial", daemon.sip_uri)
         phone.wait_event(CALL_ESTABLISHED)
@@ -160,7 +163,9 @@ def test_the_model_routes_a_question_the_rules_miss_to_the_station(start_daemon,
 
     record = finished_inbound(daemon)
     weather = [turn for turn in record["transcript"] if turn.get("tool") == "WEATHER"]
-    assert weather and "28 degrees" in weather[0]["text"], record["transcript"]
+    turns = [(t["who"], t["text"], t.get("tool"), t.get("avg_logprob"))
+             for t in record["transcript"]]
+    assert weather and "28 degrees" in weather[0]["text"], turns
     assert heard_audio(phone.recording(), synthesizer.synthesize(weather[0]["text"]), RATE) > 0.6
 
 
