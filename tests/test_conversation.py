@@ -15,7 +15,7 @@ from .audio_helpers import heard_audio
 from .conftest import stop_process
 from .station_sim import DavisSim, LoopValues
 
-pytestmark = [pytest.mark.telephony, pytest.mark.models]
+pytestmark = [pytest.mark.telephony, pytest.mark.models, pytest.mark.heard]
 
 RATE = 16000
 
