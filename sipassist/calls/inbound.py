@@ -30,6 +30,7 @@ from ..voice.confidence import REASK, Doubt, doubt, transcript_text
 from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
+from ..voice.turn import turn_model
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
 from .filler import WithFiller
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
@@ -333,7 +334,8 @@ class Dialogue:
         first sentence took to decide and to synthesise.
         """
         calls, session = self.calls, self.session
-        endpointer = Endpointer(calls.barge_in_settings, calls.rate) if interruptible else None
+        endpointer = (Endpointer(calls.barge_in_settings, calls.rate,
+                                 turn_model(calls.barge_in_settings)) if interruptible else None)
         session.drain_received()
         said, last, timings = [], None, {}
         try:

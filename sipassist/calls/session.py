@@ -16,6 +16,7 @@ from ..telephony.events import CALL_CLOSED, CALL_DTMF_START, TRANSFER_FAILED, Ba
 from ..telephony.switchboard import LinkLost, PhoneCall
 from ..config import ListenSettings
 from ..voice.echo import ANALYSIS_BLOCKS as ECHO_ANALYSIS_BLOCKS, EchoCanceller
+from ..voice.turn import turn_model
 from ..voice.vad import Endpointer, Utterance
 from .model import COMPLETED, FAILED, TRANSFERRED
 
@@ -170,7 +171,7 @@ class CallSession:
         With on_pause = (frames, callback), the callback gets the speech so far each time the
         caller has paused for that many frames, while the endpointer waits to be sure.
         """
-        endpointer = endpointer or Endpointer(settings, sample_rate)
+        endpointer = endpointer or Endpointer(settings, sample_rate, turn_model(settings))
         deadline = time.monotonic() + start_timeout
         while True:
             self.check()
