@@ -7,12 +7,15 @@ phone line (G.711 mu-law, back at 16 kHz as the daemon hears it):
   question is spoken at once (so the words before the pause keep the voice's mid-sentence
   pitch), cut after the pause's word where Whisper's word timestamps put its end, and
   silence put in.
-Each goes through the real Endpointer (webrtcvad, voice/turn.py) with every policy: a fixed
-pause (today's 0.5 s and longer ones) and the turn model at several thresholds. Reported per
-policy: false cut-offs (a paused question ended at its pause), the mean and p90 endpointing
-delay (end of speech -> endpoint, the model's own time included), and per voice the model's
-scores; also the memory the model adds (PSS). The model's score for a given pause does not
-depend on the threshold, so it runs once per pause and is reused across thresholds.
+Each goes through the real Endpointer (webrtcvad, voice/turn.py) as a call does, early
+transcription at the pause included (Whisper with the tools' prompt, its words telling the
+endpointer whether they stop mid-sentence), with every policy: a fixed pause (0.5 s, the old
+default, and longer ones), the fixed pause with the words rule (the default), and the turn
+model at several thresholds. Reported per policy: false cut-offs (a paused question ended at
+its pause), the mean and p90 endpointing delay (end of speech -> endpoint, in audio time plus
+the model's own time; the early transcription costs every policy the same), per voice the
+model's scores, and the memory the model adds (PSS). A pause's score and transcript do not
+depend on the policy, so each is computed once and reused.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ PAUSED = (
     ("How many days are there", "in a leap year?"),
 )
 FIXED = (0.5, 0.8, 1.0)
-THRESHOLDS = (0.3, 0.5, 0.7, 0.85)
+THRESHOLDS = (0.5, 0.85, 0.95)
 DEFAULT_VOICES = "piper,piper-high,piper-low,espeak-us"
 
 
@@ -158,11 +161,31 @@ class _Scores:
         return self.scores[key][0]
 
     def ms(self, samples_size: int) -> float:
-        return self.scores.get((self.case, samples_size), (0.0, 0.0, 0.0))[1]
+        """The model's time at the pause that ended an utterance of this size: it was asked
+        one frame before the end (0 when the turn ended otherwise)."""
+        asked = (self.case, samples_size - int(RATE * FRAME_SECONDS))
+        return self.scores.get(asked, (0.0, 0.0, 0.0))[1]
 
 
-def endpoint(case: Case, settings: ListenSettings, model) -> tuple[float | None, float, float]:
-    """(endpoint time in s or None, model ms spent at the endpoint, model score there)."""
+class _Words:
+    """Early transcription at the pause, as calls/inbound.py does it, kept per pause."""
+
+    def __init__(self, transcriber) -> None:
+        self.transcriber = transcriber
+        self.texts: dict[tuple[int, int], str] = {}
+        self.case = 0
+
+    def at_pause(self, samples: np.ndarray) -> str:
+        key = (self.case, samples.size)
+        if key not in self.texts:
+            result = self.transcriber.transcribe(samples, RATE)
+            self.texts[key] = result if isinstance(result, str) else result.text
+        return self.texts[key]
+
+
+def endpoint(case: Case, settings: ListenSettings, model, words: _Words | None,
+             pause_frames: int) -> tuple[float | None, float]:
+    """(endpoint time in s or None, model ms spent at the endpoint's pause)."""
     endpointer = Endpointer(settings, RATE, model)
     frame = int(RATE * FRAME_SECONDS)
     for index in range(case.audio.size // frame):
@@ -171,16 +194,22 @@ def endpoint(case: Case, settings: ListenSettings, model) -> tuple[float | None,
         utterance = endpointer.feed(case.audio[index * frame:(index + 1) * frame])
         if utterance is not None:
             ms = model.ms(utterance.samples.size) if isinstance(model, _Scores) else 0.0
-            p = endpointer.turn_end.last_probability
-            return (index + 1) * FRAME_SECONDS, ms, (-1.0 if p is None else p)
-    return None, 0.0, -1.0
+            return (index + 1) * FRAME_SECONDS, ms
+        if words is not None and endpointer.silent_frames == pause_frames:
+            endpointer.turn_end.heard(words.at_pause(endpointer.so_far().samples))
+    return None, 0.0
 
 
-def policies(base: ListenSettings) -> list[tuple[str, ListenSettings, bool]]:
-    rows = [(f"fixed {s:.1f} s", replace(base, turn_model="off", silence_seconds=s), False)
-            for s in FIXED]
-    rows += [(f"model >= {t:.2f}", replace(base, turn_model="smart-turn", turn_threshold=t),
-              True) for t in THRESHOLDS]
+def policies(base: ListenSettings) -> list[tuple[str, ListenSettings, bool, bool]]:
+    """(name, settings, with the model, with the words rule)."""
+    off = replace(base, turn_model="off")
+    rows = [(f"fixed {s:.1f} s", replace(off, silence_seconds=s), False, False) for s in FIXED]
+    rows.append((f"fixed {off.silence_seconds:.1f} s+words", off, False, True))
+    on = replace(base, turn_model="smart-turn")
+    rows += [(f"model >= {t:.2f}", replace(on, turn_threshold=t), True, False)
+             for t in THRESHOLDS]
+    rows += [(f"model >= {t:.2f}+words", replace(on, turn_threshold=t), True, True)
+             for t in THRESHOLDS]
     return rows
 
 
@@ -188,13 +217,15 @@ def _p90(values: list[float]) -> float:
     return float(np.percentile(values, 90)) if values else 0.0
 
 
-def evaluate(cases: list[Case], base: ListenSettings, scores: _Scores) -> list[dict]:
+def evaluate(cases: list[Case], base: ListenSettings, scores: _Scores, words: _Words,
+             pause_frames: int) -> list[dict]:
     results = []
-    for name, settings, with_model in policies(base):
-        cut, delays, compute, missed, by_voice = 0, [], [], 0, {}
+    for name, settings, with_model, with_words in policies(base):
+        cut, delays, compute, missed, by_voice, cut_off = 0, [], [], 0, {}, []
         for number, case in enumerate(cases):
-            scores.case = number
-            ended, ms, _ = endpoint(case, settings, scores if with_model else None)
+            scores.case = words.case = number
+            ended, ms = endpoint(case, settings, scores if with_model else None,
+                                 words if with_words else None, pause_frames)
             voice = by_voice.setdefault(case.voice, {"cut": 0, "paused": 0, "delays": []})
             if ended is None:
                 missed += 1
@@ -204,6 +235,7 @@ def evaluate(cases: list[Case], base: ListenSettings, scores: _Scores) -> list[d
                 if ended < case.resume_at + 0.1:  # ended before the second half was heard
                     cut += 1
                     voice["cut"] += 1
+                    cut_off.append(f"{case.voice}: {case.text} ({case.pause:.1f} s)")
                     continue
             delay = ended - case.speech_end + ms / 1000
             delays.append(delay)
@@ -211,7 +243,7 @@ def evaluate(cases: list[Case], base: ListenSettings, scores: _Scores) -> list[d
             voice["delays"].append(delay)
         paused = sum(1 for c in cases if c.kind == "paused")
         results.append({
-            "policy": name, "turn_model": settings.turn_model,
+            "policy": name, "turn_model": settings.turn_model, "words_rule": with_words,
             "silence_seconds": settings.silence_seconds,
             "turn_threshold": settings.turn_threshold if with_model else None,
             "turn_check_seconds": settings.turn_check_seconds if with_model else None,
@@ -220,6 +252,7 @@ def evaluate(cases: list[Case], base: ListenSettings, scores: _Scores) -> list[d
             "mean_delay_ms": round(1000 * statistics.fmean(delays)) if delays else None,
             "p90_delay_ms": round(1000 * _p90(delays)) if delays else None,
             "mean_model_ms": round(statistics.fmean(compute), 1) if with_model and compute else None,
+            "cut_off": cut_off,
             "per_voice": {v: {"false_cutoffs": d["cut"], "paused": d["paused"],
                               "mean_delay_ms": round(1000 * statistics.fmean(d["delays"]))
                               if d["delays"] else None} for v, d in by_voice.items()},
@@ -268,10 +301,17 @@ def run(settings: Settings, voices: str | None = None, every: int = 4, codec: st
     cases = render_cases(Speakers(synthesizer), words, chosen, complete, codec, out)
     del synthesizer, words
     gc.collect()
+    from ..voice.asr import Transcriber
+    from ..voice.bias import tool_prompt
+
+    transcriber = Transcriber(resolve_asr_model(settings.models, settings.paths.models),
+                              prompt=tool_prompt() if settings.models.asr_bias else "")
+    pause_frames = round(settings.conversation.early_asr_seconds / FRAME_SECONDS)
+    gc.collect()
     before = pss_mb()
     model = TurnModel()
     scores = _Scores(model)
-    results = evaluate(cases, settings.listening, scores)
+    results = evaluate(cases, settings.listening, scores, _Words(transcriber), pause_frames)
     after = pss_mb()
     summary = score_summary(cases, scores)
 
@@ -281,11 +321,11 @@ def run(settings: Settings, voices: str | None = None, every: int = 4, codec: st
           f"{', '.join(f'{p:.1f}' for p in PAUSES)} s), voices {', '.join(chosen)}, line "
           f"{codec}; model checked at {settings.listening.turn_check_seconds:.2f} s of pause, "
           f"else ends at {settings.listening.turn_max_silence_seconds:.2f} s", file=out)
-    print(f"{'policy':<16} {'false cut-offs':>15} {'mean delay':>11} {'p90 delay':>10} "
+    print(f"{'policy':<22} {'false cut-offs':>15} {'mean delay':>11} {'p90 delay':>10} "
           f"{'model ms':>9}", file=out)
     for row in results:
         model_ms = "" if row["mean_model_ms"] is None else f"{row['mean_model_ms']:.0f}"
-        print(f"{row['policy']:<16} {row['false_cutoffs']:>7}/{row['paused']:<7} "
+        print(f"{row['policy']:<22} {row['false_cutoffs']:>7}/{row['paused']:<7} "
               f"{row['mean_delay_ms']:>8} ms {row['p90_delay_ms']:>7} ms {model_ms:>9}",
               file=out)
     print("\nmedian model score per voice (complete end / mid-sentence pause):", file=out)

@@ -225,7 +225,7 @@ class Dialogue:
                     answer.close()
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
 
-    def transcribe_early(self, so_far: Utterance) -> None:
+    def transcribe_early(self, so_far: Utterance) -> str:
         """The caller paused: transcribe now, while the endpointer makes sure they are done.
 
         A later pause transcribes again; the utterance ends after one of them, so the last
@@ -236,6 +236,7 @@ class Dialogue:
         text = transcript_text(result)[0]
         self._early = (so_far.ended_at, result, round((time.monotonic() - started) * 1000))
         threading.Thread(target=self.prepare, args=(text,), name="prepare", daemon=True).start()
+        return text  # words that stop mid-sentence make the endpointer wait longer
 
     def prepare(self, text: str) -> None:
         """Synthesise the answer to a plain question that has no side effects now, while

@@ -1,17 +1,24 @@
-"""End of turn: Smart Turn v3.2 judges whether the speech so far is a finished sentence.
+"""End of turn: is the caller's pause the end of what they say, or only a breath?
 
 A fixed pause cuts "what's twelve times ... eleven" at the pause and makes every finished
-question wait out the whole pause. The model (BSD-2, an 8.7 MB ONNX inside the `pipecat-ai`
+question wait out the whole pause. Two judges help:
+- the words heard so far (the early transcript at the pause, calls/inbound.py): a question
+  does not end on "times", "of", "the" ..., so after such a word the pause may run to
+  `turn_max_silence_seconds` before the turn is taken to be over;
+- optionally a turn-completion model, which may end a turn sooner. The model (BSD-2, an 8.7 MB ONNX inside the `pipecat-ai`
 wheel, installed without its dependencies; only the ONNX file is used) reads the last 8 s as
 Whisper log-mel features, computed by faster-whisper's own numpy feature extractor (the same
 features to 2e-7), and gives the probability that the turn is complete. `TurnEnd` asks it once
-a short pause is heard: a finished sentence ends there, an unfinished one waits longer.
+a short pause is heard: a finished sentence ends there, an unfinished one waits longer. On
+Piper voices through G.711 it scores mid-sentence pauses as complete as whole questions
+(`sipassist bench turn`), so it is off by default.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from importlib import metadata
@@ -32,6 +39,23 @@ ONNX_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
 MODEL_RATE = 16000
 WINDOW_SECONDS = 8  # the model sees the last 8 s, zero-padded in front
 FRAME_SECONDS = 0.02  # one endpointer frame
+
+
+# Words a spoken question does not end on: whoever stops after one of them has more to say.
+UNFINISHED_LAST_WORDS = frozenset("""
+    a an the of for to in at on by from with into about than and or but plus minus times
+    multiplied divided over is are was what what's whats how my your square cube root
+""".split())
+# ... nor on these two ("Tell me ... why the sky is blue").
+UNFINISHED_LAST_PAIRS = frozenset({("tell", "me"), ("remind", "me"), ("show", "me"),
+                                   ("give", "me")})
+
+
+def unfinished(text: str) -> bool:
+    """Whether `text` stops on words a question cannot end on ("What's 12 times...")."""
+    words = re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
+    return bool(words) and (words[-1] in UNFINISHED_LAST_WORDS
+                            or tuple(words[-2:]) in UNFINISHED_LAST_PAIRS)
 
 
 class TurnModelMissing(RuntimeError):
@@ -120,9 +144,11 @@ class TurnEnd:
     """Decides, frame by frame of a pause, whether the caller's turn is over.
 
     Without a model: after `silence_seconds`. With one: asked once the pause reaches
-    `turn_check_seconds`; a complete sentence (probability >= `turn_threshold`) ends there,
-    otherwise the turn ends after `turn_max_silence_seconds` (the caller stopped mid-sentence,
-    or the model was wrong about a finished one). A failing model falls back to the pause.
+    `turn_check_seconds`; a complete sentence (probability >= `turn_threshold`) ends a frame
+    later (so words heard at that pause still count), otherwise the turn ends after
+    `turn_max_silence_seconds` (the caller stopped mid-sentence, or the model was wrong about
+    a finished one). A failing model falls back to the pause. Either way, words that stop
+    mid-sentence (`heard`) make the pause run to `turn_max_silence_seconds`.
     """
 
     def __init__(self, settings: ListenSettings, sample_rate: int,
@@ -133,22 +159,37 @@ class TurnEnd:
         self.check_frame = max(1, round(settings.turn_check_seconds / FRAME_SECONDS))
         self.last_probability: float | None = None  # of the last check, for logs and benches
         self.model_ms = 0.0  # time the model took at the last check
+        self._unfinished = False  # the words heard at this pause stop mid-sentence
+        self._complete = False  # the model's verdict at this pause
+        self.longest = max(settings.turn_max_silence_seconds, settings.silence_seconds)
+
+    def heard(self, text: str) -> None:
+        """The words said up to this pause (an early transcript)."""
+        self._unfinished = unfinished(text)
 
     def over(self, speech: list[np.ndarray], silent_frames: int) -> bool:
         silence = silent_frames * FRAME_SECONDS + 1e-9
+        if silent_frames == 1:  # a new pause: what was judged at the last one is void
+            self._unfinished = self._complete = False
+        if self._unfinished:
+            return silence >= self.longest
         if self.model is None:
             return silence >= self.settings.silence_seconds
         if silence >= self.settings.turn_max_silence_seconds:
             return True
-        if silent_frames != self.check_frame:
+        if silent_frames == self.check_frame:
+            self._complete = self._ask(speech, silent_frames)
             return False
+        return self._complete and silent_frames > self.check_frame
+
+    def _ask(self, speech: list[np.ndarray], silent_frames: int) -> bool:
         started = time.perf_counter()
         try:
             probability = self.model.probability(np.concatenate(speech), self.sample_rate)
         except Exception:
             log.exception("the turn model failed: ending turns after a fixed pause from now")
             self.model = None
-            return silence >= self.settings.silence_seconds
+            return False
         self.model_ms = (time.perf_counter() - started) * 1000
         self.last_probability = probability
         return probability >= self.settings.turn_threshold
