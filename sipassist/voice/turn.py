@@ -77,6 +77,16 @@ def smart_turn_file() -> Path:
     return path
 
 
+def verified(path: Path) -> bytes:
+    """The ONNX file's bytes, once its sha256 is the one of Smart Turn v3.2 we know."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ONNX_SHA256:
+        raise TurnModelMissing(f"{path} has sha256 {digest}, not the Smart Turn v3.2 file "
+                               f"of pipecat-ai {PIPECAT_VERSION}: reinstall that version")
+    return data
+
+
 class TurnModel:
     """Smart Turn v3.2 on onnxruntime: P(the turn is complete) for the audio so far."""
 
@@ -85,12 +95,7 @@ class TurnModel:
         from faster_whisper.feature_extractor import FeatureExtractor
 
         started = time.perf_counter()
-        path = path or smart_turn_file()
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != ONNX_SHA256:
-            raise TurnModelMissing(f"{path} has sha256 {digest}, not the Smart Turn v3.2 file "
-                                   f"of pipecat-ai {PIPECAT_VERSION}: reinstall that version")
+        data = verified(path or smart_turn_file())
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
