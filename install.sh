@@ -37,6 +37,17 @@ if [ "$mode" = dev ] && { [ $uninstall = 1 ] || [ $run = 1 ]; }; then
     exit 2
 fi
 
+# Wheels installed without their dependencies: pyproject.toml [tool.sipassist] no-deps.
+install_no_deps() {  # VENV PYPROJECT
+    local wanted
+    wanted=$("$1/bin/python" -c 'import sys, tomllib
+print(" ".join(tomllib.load(open(sys.argv[1], "rb"))["tool"]["sipassist"]["no-deps"]))' "$2") \
+        || fail "could not read [tool.sipassist] no-deps from $2"
+    [ -z "$wanted" ] && return 0
+    # shellcheck disable=SC2086  # a list of requirements, one word each
+    "${sudo_cmd[@]}" "$1/bin/pip" install -q --no-deps $wanted \
+        || fail "pip install --no-deps $wanted failed (see above): check the network, then re-run"
+}
 say() { printf '\033[1msipassist:\033[0m %s\n' "$*"; }
 fail() { printf 'sipassist: error: %s\n' "$*" >&2; exit 1; }
 trap 'fail "step failed at line $LINENO: re-run ./install.sh after fixing the cause above"' ERR
@@ -168,6 +179,7 @@ if [ "$mode" = dev ]; then
     say "installing sipassist and its models into $venv (first time: ~15 minutes, llama.cpp compiles)"
     "${sudo_cmd[@]}" "$venv/bin/pip" install -q --upgrade pip
     "${sudo_cmd[@]}" "$venv/bin/pip" install -q "${target[@]}"
+    install_no_deps "$venv" "$here/pyproject.toml"
     say "development venv ready: run the tests with  .venv/bin/python -m pytest"
     exit 0
 fi
@@ -239,6 +251,7 @@ else
         rm -rf "$build"
         fail "pip install failed (see above): fix the cause (network, disk space), then re-run"
     fi
+    install_no_deps "$venv" "$build/pyproject.toml"
     rm -rf "$build"
     echo "$wanted" > "$stamp"
 fi

@@ -49,6 +49,12 @@ def requirements(extras: list[str]) -> list[str]:
     return wanted
 
 
+def no_deps() -> list[str]:
+    """Wheels install.sh installs without their dependencies ([tool.sipassist] no-deps)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return list(project.get("tool", {}).get("sipassist", {}).get("no-deps", []))
+
+
 def name_of(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
@@ -66,7 +72,8 @@ def main() -> None:
         sys.exit(__doc__.split("\n\n")[1])
     arch, extras, cache = sys.argv[1], [e for e in sys.argv[2].split(",") if e], Path(sys.argv[3])
     wanted = requirements(extras)
-    key_text = "\n".join([arch, PYTHON_VERSION, *sorted(wanted), *BUILD_TOOLS])
+    alone = no_deps()
+    key_text = "\n".join([arch, PYTHON_VERSION, *sorted(wanted), *BUILD_TOOLS, *alone])
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     dest = cache / "wheels" / f"{arch}-py{PYTHON_VERSION}-{key}"
     if (dest / ".complete").is_file():
@@ -91,6 +98,8 @@ def main() -> None:
     partial = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     try:
         pip_download(pip, partial, [*target, *binary, *BUILD_TOOLS])
+        if alone:
+            pip_download(pip, partial, [*target, "--no-deps", *alone])
         if sdists:
             pip_download(pip, partial, ["--no-deps", "--no-binary", ":all:", *sdists])
         for requirement in cross:

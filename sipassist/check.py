@@ -147,6 +147,7 @@ class Checker:
                 for check in (self.check_state_dir, self.check_api_keys,
                               self.check_runtime_dir, self.check_tts,
                               self.check_asr, self.check_remote_engines, self.check_embedding,
+                              self.check_turn_model,
                               self.check_jackd, self.check_baresip, self.check_registration,
                               self.check_station, self.check_api_port, self.check_sip_ports):
                     try:
@@ -265,6 +266,22 @@ class Checker:
                       self._models_fix())
             return
         self._add(OK, "embedding model", f"{model.name}: {model.path} ({model.source})")
+
+    def check_turn_model(self) -> None:
+        """listening.turn_model's file is there and the one we know (else: the fixed pause)."""
+        from .voice.turn import TurnModelMissing, smart_turn_file, verified
+
+        assert self.settings
+        if self.settings.listening.turn_model == "off":
+            return
+        try:
+            path = smart_turn_file()
+            verified(path)
+        except (TurnModelMissing, OSError) as exc:
+            self._add(WARN, "turn model", f"{exc}; turns end after a fixed pause instead",
+                      "re-run install.sh, or set [listening] turn_model = \"off\"")
+            return
+        self._add(OK, "turn model", f"Smart Turn v3.2: {path}")
 
     def check_remote_engines(self) -> None:
         """A remote ASR/TTS server answers GET <url>/models (the local model is the fallback)."""

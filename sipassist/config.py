@@ -208,6 +208,15 @@ class ListenSettings:
     max_utterance_seconds: float = 15.0
     vad_aggressiveness: int = 2  # webrtcvad 0..3
     max_choice_timeout: int = 120  # largest choice.timeout_seconds accepted
+    # End of turn (voice/turn.py): "smart-turn" asks a turn-completion model once the pause
+    # reaches turn_check_seconds; a finished sentence ends there, an unfinished one after
+    # turn_max_silence_seconds. "off" (or a model that fails to load): silence_seconds. Off by
+    # default: on Piper voices through G.711 it scored mid-sentence pauses as complete
+    # (`sipassist bench turn`: more false cut-offs than the fixed pause).
+    turn_model: str = "off"
+    turn_check_seconds: float = 0.2
+    turn_threshold: float = 0.5
+    turn_max_silence_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -509,6 +518,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("listening.max_utterance_seconds: write 1 to 28")
     if not 1 <= listening.start_frames <= 50:
         raise ConfigError("listening.start_frames: write 1 to 50")
+    if listening.turn_model not in ("smart-turn", "off"):
+        raise ConfigError(f"listening.turn_model = {listening.turn_model!r}: write "
+                          "\"smart-turn\" or \"off\"")
+    if not (0.06 <= listening.turn_check_seconds < listening.turn_max_silence_seconds <= 5
+            and 0 < listening.turn_threshold < 1):
+        raise ConfigError("listening.turn_*: write 0.06 <= turn_check_seconds < "
+                          "turn_max_silence_seconds <= 5 and a turn_threshold between 0 and 1")
     if settings.tools.timezone and not timezones.is_valid(settings.tools.timezone):
         raise ConfigError(f"tools.timezone = {settings.tools.timezone!r}: write an IANA zone "
                           "such as \"America/Chicago\", or \"\" for the box's own")

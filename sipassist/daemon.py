@@ -45,6 +45,7 @@ from .voice.confidence import transcript_text
 from .voice.engines import GatedChat, GatedRouter, call_engines, local_model_wanted
 from .voice.gate import GateSettings, ModelGates
 from .voice.tts import Synthesizer
+from .voice.turn import turn_model
 from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 from .webhook_registry import WebhookRegistry
@@ -125,6 +126,7 @@ class Daemon:
             log.info("loading the Whisper model")
             self.transcriber = Transcriber(resolve_asr_model(s.models, s.paths.models),
                                            prompt=tool_prompt() if s.models.asr_bias else "")
+        turn_model(s.listening)  # loaded now, not on a caller's first turn (None when off)
         self.active = ActiveCalls()
         api = s.model_api
         self.gates = ModelGates(

@@ -82,6 +82,19 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
                json_path=args.json or Path("bench-results") / f"api-{stamp}.json")
 
 
+def _turn(settings: Settings, args: argparse.Namespace) -> int:
+    from .turn import run
+
+    return run(settings, voices=args.voices, every=args.every, codec=args.codec,
+               json_path=args.json)
+
+
+def _resample(settings: Settings, args: argparse.Namespace) -> int:
+    from .resample import run
+
+    return run(seconds=args.seconds, json_path=args.json)
+
+
 def _set_audio_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio-dir", type=Path,
                         default=Path("bench-results/answers-set-audio"), metavar="DIR",
@@ -158,3 +171,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                   "(JSON in bench-results/knowledge.json unless --json)")
     _questions(kind("api", _api, "/health latency during a call, and the cost of API model "
                                  "work to a live call's turns (JSON in bench-results/)"), 6)
+    turn = kind("turn", _turn, "end of turn: false cut-offs at mid-sentence pauses and "
+                               "endpointing delay, fixed pause vs. turn model (JSON in "
+                               "bench-results/ unless --json)")
+    turn.add_argument("--voices", default=None,
+                      help="comma-separated voices (default piper,piper-high,piper-low,"
+                           "espeak-us)")
+    turn.add_argument("--every", type=int, default=4, metavar="N",
+                      help="every Nth question of the test set as a complete one (default 4)")
+    turn.add_argument("--codec", choices=["ulaw", "alaw", "none"], default="ulaw",
+                      help="the phone line the speech goes through (default ulaw)")
+    resample = kind("resample", _resample, "the resampler: CPU per call-second and quality "
+                                           "(JSON in bench-results/ unless --json)")
+    resample.add_argument("--seconds", type=float, default=30.0, metavar="S",
+                          help="seconds of audio per measurement (default 30)")

@@ -30,6 +30,7 @@ from ..voice.confidence import REASK, Doubt, doubt, transcript_text
 from ..voice.intents import GOODBYE, TOOL, Intent, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
+from ..voice.turn import turn_model
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
 from .filler import WithFiller
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
@@ -224,7 +225,7 @@ class Dialogue:
                     answer.close()
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
 
-    def transcribe_early(self, so_far: Utterance) -> None:
+    def transcribe_early(self, so_far: Utterance) -> str:
         """The caller paused: transcribe now, while the endpointer makes sure they are done.
 
         A later pause transcribes again; the utterance ends after one of them, so the last
@@ -235,6 +236,7 @@ class Dialogue:
         text = transcript_text(result)[0]
         self._early = (so_far.ended_at, result, round((time.monotonic() - started) * 1000))
         threading.Thread(target=self.prepare, args=(text,), name="prepare", daemon=True).start()
+        return text  # words that stop mid-sentence make the endpointer wait longer
 
     def prepare(self, text: str) -> None:
         """Synthesise the answer to a plain question that has no side effects now, while
@@ -333,7 +335,8 @@ class Dialogue:
         first sentence took to decide and to synthesise.
         """
         calls, session = self.calls, self.session
-        endpointer = Endpointer(calls.barge_in_settings, calls.rate) if interruptible else None
+        endpointer = (Endpointer(calls.barge_in_settings, calls.rate,
+                                 turn_model(calls.barge_in_settings)) if interruptible else None)
         session.drain_received()
         said, last, timings = [], None, {}
         try:

@@ -16,6 +16,7 @@ from ..telephony.events import CALL_CLOSED, CALL_DTMF_START, TRANSFER_FAILED, Ba
 from ..telephony.switchboard import LinkLost, PhoneCall
 from ..config import ListenSettings
 from ..voice.echo import ANALYSIS_BLOCKS as ECHO_ANALYSIS_BLOCKS, EchoCanceller
+from ..voice.turn import turn_model
 from ..voice.vad import Endpointer, Utterance
 from .model import COMPLETED, FAILED, TRANSFERRED
 
@@ -162,15 +163,16 @@ class CallSession:
 
     def listen(self, settings: ListenSettings, sample_rate: int, start_timeout: float,
                endpointer: Endpointer | None = None,
-               on_pause: tuple[int, Callable[[Utterance], None]] | None = None,
+               on_pause: tuple[int, Callable[[Utterance], str]] | None = None,
                ) -> Utterance | KeyPress | None:
         """The next utterance or key press; None if no speech starts within start_timeout.
 
         An endpointer already in speech (from a barge-in) is continued, not restarted.
         With on_pause = (frames, callback), the callback gets the speech so far each time the
-        caller has paused for that many frames, while the endpointer waits to be sure.
+        caller has paused for that many frames, while the endpointer waits to be sure; the
+        words it returns tell the endpointer whether they stop mid-sentence (voice/turn.py).
         """
-        endpointer = endpointer or Endpointer(settings, sample_rate)
+        endpointer = endpointer or Endpointer(settings, sample_rate, turn_model(settings))
         deadline = time.monotonic() + start_timeout
         while True:
             self.check()
@@ -187,7 +189,7 @@ class CallSession:
                 if utterance is not None:
                     return utterance
                 if on_pause and endpointer.silent_frames == on_pause[0]:
-                    on_pause[1](endpointer.so_far())
+                    endpointer.turn_end.heard(on_pause[1](endpointer.so_far()))
             if not endpointer.in_speech and time.monotonic() > deadline:
                 return None
 

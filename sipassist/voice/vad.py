@@ -1,7 +1,8 @@
 """Endpointing: find one utterance in a stream of 20 ms frames with webrtcvad.
 
-Speech starts after a few voiced frames in a row; it ends after `silence_seconds` of unvoiced
-frames, or at `max_utterance_seconds`. A little audio before the start (pre-roll) is kept so
+Speech starts after a few voiced frames in a row; it ends when the pause that follows is taken
+for the end of the turn (voice/turn.py: a fixed `silence_seconds`, or a turn model's verdict),
+or at `max_utterance_seconds`. A little audio before the start (pre-roll) is kept so
 first syllables are not cut. Nothing here blocks: feed frames, read the result.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import webrtcvad
 
 from ..config import ListenSettings
+from .turn import TurnEnd, TurnModel
 
 FRAME_SECONDS = 0.02
 
@@ -28,13 +30,14 @@ class Utterance:
 
 class Endpointer:
     def __init__(self, settings: ListenSettings = ListenSettings(),
-                 sample_rate: int = 16000) -> None:
+                 sample_rate: int = 16000, turn: TurnModel | None = None) -> None:
         if sample_rate not in (8000, 16000, 32000, 48000):
             raise ValueError("webrtcvad takes 8, 16, 32 or 48 kHz audio")
         self.settings = settings
         self.sample_rate = sample_rate
         self.frame_size = int(sample_rate * FRAME_SECONDS)
         self._vad = webrtcvad.Vad(settings.vad_aggressiveness)
+        self.turn_end = TurnEnd(settings, sample_rate, turn)
         self._pre_roll: deque[np.ndarray] = deque(
             maxlen=max(1, int(settings.pre_roll_seconds / FRAME_SECONDS)))
         self._voiced_run = 0
@@ -93,7 +96,7 @@ class Endpointer:
         else:
             self._silent_run += 1
         too_long = len(self._speech) * FRAME_SECONDS >= self.settings.max_utterance_seconds
-        if self._silent_run * FRAME_SECONDS >= self.settings.silence_seconds or too_long:
+        if too_long or (self._silent_run and self.turn_end.over(self._speech, self._silent_run)):
             utterance = Utterance(
                 samples=np.concatenate(self._speech).astype(np.float32),
                 started_at=self._speech_start_frame * FRAME_SECONDS,
