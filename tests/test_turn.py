@@ -155,3 +155,16 @@ def test_without_the_model_endpointing_falls_back_to_the_fixed_pause(monkeypatch
     found = endpoints(Endpointer(settings, RATE, turn_model(settings)), audio)
     assert found == endpoints(Endpointer(ListenSettings(), RATE), audio)
     assert len(found) == 1 and 0.5 <= found[0][0] - end <= 0.75, found
+
+
+@pytest.mark.models
+def test_a_half_second_pause_after_a_whole_phrase_is_not_the_end(synthesizer,
+                                                                  transcriber) -> None:
+    """"What's 25 times 4" ... 0.5 s ... "plus 10?": the words before the pause make a question
+    of their own, so only the pause itself can tell; the default endpointing takes the whole."""
+    first, second = trimmed(synthesizer, "What's 25 times 4"), trimmed(synthesizer, "plus 10?")
+    audio = np.concatenate([silence(0.5), first, silence(0.5), second, silence(1.5)])
+    resumes = (silence(0.5).size + first.size) / RATE + 0.5
+    words = lambda samples: transcriber.transcribe(samples, RATE)  # noqa: E731
+    found = endpoints(Endpointer(ListenSettings(), RATE), audio, words)
+    assert len(found) == 1 and found[0][0] > resumes + 0.3, found

@@ -247,11 +247,13 @@ def evaluate(cases: list[Case], base: ListenSettings, scores: _Scores, words: _W
             "silence_seconds": settings.silence_seconds,
             "turn_threshold": settings.turn_threshold if with_model else None,
             "turn_check_seconds": settings.turn_check_seconds if with_model else None,
-            "turn_max_silence_seconds": settings.turn_max_silence_seconds if with_model else None,
+            "turn_max_silence_seconds": settings.turn_max_silence_seconds
+            if with_model or with_words else None,
             "false_cutoffs": cut, "paused": paused, "never_ended": missed,
             "mean_delay_ms": round(1000 * statistics.fmean(delays)) if delays else None,
             "p90_delay_ms": round(1000 * _p90(delays)) if delays else None,
-            "mean_model_ms": round(statistics.fmean(compute), 1) if with_model and compute else None,
+            "mean_model_ms": round(statistics.fmean(compute), 1)
+            if with_model and compute else None,
             "cut_off": cut_off,
             "per_voice": {v: {"false_cutoffs": d["cut"], "paused": d["paused"],
                               "mean_delay_ms": round(1000 * statistics.fmean(d["delays"]))

@@ -5,13 +5,14 @@ question wait out the whole pause. Two judges help:
 - the words heard so far (the early transcript at the pause, calls/inbound.py): a question
   does not end on "times", "of", "the" ..., so after such a word the pause may run to
   `turn_max_silence_seconds` before the turn is taken to be over;
-- optionally a turn-completion model, which may end a turn sooner. The model (BSD-2, an 8.7 MB ONNX inside the `pipecat-ai`
-wheel, installed without its dependencies; only the ONNX file is used) reads the last 8 s as
-Whisper log-mel features, computed by faster-whisper's own numpy feature extractor (the same
-features to 2e-7), and gives the probability that the turn is complete. `TurnEnd` asks it once
-a short pause is heard: a finished sentence ends there, an unfinished one waits longer. On
-Piper voices through G.711 it scores mid-sentence pauses as complete as whole questions
-(`sipassist bench turn`), so it is off by default.
+- optionally a turn-completion model, which may end a turn sooner: Smart Turn v3.2 (BSD-2, an
+  8.7 MB ONNX inside the `pipecat-ai` wheel, installed without its dependencies; only the
+  ONNX file is used). It reads the last 8 s as Whisper log-mel features, computed by
+  faster-whisper's own numpy feature extractor (the same features to 2e-7), and gives the
+  probability that the turn is complete. Asked once a short pause is heard, a finished
+  sentence ends there, an unfinished one waits longer. On Piper voices through G.711 it
+  scores mid-sentence pauses as complete as whole questions (`sipassist bench turn`), so it
+  is off by default.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ ONNX_IN_WHEEL = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
 ONNX_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
 MODEL_RATE = 16000
 WINDOW_SECONDS = 8  # the model sees the last 8 s, zero-padded in front
-FRAME_SECONDS = 0.02  # one endpointer frame
 
 
 # Words a spoken question does not end on: whoever stops after one of them has more to say.
@@ -156,12 +156,13 @@ class TurnEnd:
     mid-sentence (`heard`) make the pause run to `turn_max_silence_seconds`.
     """
 
-    def __init__(self, settings: ListenSettings, sample_rate: int,
+    def __init__(self, settings: ListenSettings, sample_rate: int, frame_seconds: float,
                  model: TurnModel | None = None) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
+        self.frame_seconds = frame_seconds
         self.model = model
-        self.check_frame = max(1, round(settings.turn_check_seconds / FRAME_SECONDS))
+        self.check_frame = max(1, round(settings.turn_check_seconds / frame_seconds))
         self.last_probability: float | None = None  # of the last check, for logs and benches
         self.model_ms = 0.0  # time the model took at the last check
         self._unfinished = False  # the words heard at this pause stop mid-sentence
@@ -173,7 +174,7 @@ class TurnEnd:
         self._unfinished = unfinished(text)
 
     def over(self, speech: list[np.ndarray], silent_frames: int) -> bool:
-        silence = silent_frames * FRAME_SECONDS + 1e-9
+        silence = silent_frames * self.frame_seconds + 1e-9
         if silent_frames == 1:  # a new pause: what was judged at the last one is void
             self._unfinished = self._complete = False
         if self._unfinished:

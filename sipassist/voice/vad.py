@@ -37,7 +37,7 @@ class Endpointer:
         self.sample_rate = sample_rate
         self.frame_size = int(sample_rate * FRAME_SECONDS)
         self._vad = webrtcvad.Vad(settings.vad_aggressiveness)
-        self.turn_end = TurnEnd(settings, sample_rate, turn)
+        self.turn_end = TurnEnd(settings, sample_rate, FRAME_SECONDS, turn)
         self._pre_roll: deque[np.ndarray] = deque(
             maxlen=max(1, int(settings.pre_roll_seconds / FRAME_SECONDS)))
         self._voiced_run = 0
