@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 import threading
 from dataclasses import dataclass, replace
@@ -49,6 +50,10 @@ from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 from .webhook_registry import WebhookRegistry
 from .texts import Texts
+from .threads import ThreadStore
+from .threads.answering import ApiGatedChat, ChatAnswering
+from .threads.calls import CallThreads
+from .threads.runs import ThreadRuns
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +175,16 @@ class Daemon:
             GatedChat(self.chat, self.gates) if self.chat is not None else None, s, self.active,
             self._call_finished, GatedRouter(self.router, self.gates) if self.router else None)
         endpointing = s.listening.silence_seconds
-        self.inbound.on_turn = lambda call_id, turn: self.metrics.observe_turn(call_id, turn,
-                                                                               endpointing)
+        self.thread_store = ThreadStore(s.threads_dir, s.threads, socket.gethostname(),
+                                        self.faults)
+        self.thread_store.load()
+        self.call_threads = CallThreads(self.thread_store, self.queue)
+
+        def on_turn(call_id: str, turn: dict) -> None:
+            self.metrics.observe_turn(call_id, turn, endpointing)
+            self.call_threads.turn(call_id, turn)
+
+        self.inbound.on_turn = on_turn
         self.inbound.publish = self.publish
         self.switchboard.on_incoming = self.inbound.handle
         self.texts_store = Store(s.texts_db, self.faults)
@@ -180,12 +193,18 @@ class Daemon:
         self.keys = KeyStore(s.paths.state_dir)
         self.knowledge = open_knowledge_base(s)
         self.models = self._model_service()
+        self.threads = ThreadRuns(
+            self.thread_store, ChatAnswering(
+                ApiGatedChat(self.chat, self.gates) if self.chat is not None else None,
+                self.models.llm_name or s.llm.model),
+            s.threads.context_messages, self.models.llm_name or s.llm.model,
+            call_active=self._call_active)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.speak,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
                             faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge,
                             registry=self.registry, texts=self.texts, models=self.models,
-                            metrics=self.metrics)
+                            metrics=self.metrics, threads=self.threads)
         self.app = build_app(services)
         self.metrics.watch(
             lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns,
@@ -213,10 +232,14 @@ class Daemon:
         return ModelService(s.model_api, self.gates, self.metrics, llm_name, loader,
                             s.llm.context, self.transcriber, self.synthesizer)
 
+    def _call_active(self, call_id: str) -> bool:
+        record = self.queue.get(call_id)
+        return record is not None and not record.final
+
     def _call_finished(self, record: CallRecord) -> None:
         # Each part on its own: one failing must not cost the other (nor the caller's thread).
         for part in (self._count_call, self._send_call_webhook, self._publish_call,
-                     self.schedules.call_finished):
+                     self.schedules.call_finished, self.call_threads.finished):
             try:
                 part(record)
             except Exception:

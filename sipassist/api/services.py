@@ -14,6 +14,7 @@ from ..knowledge import KnowledgeBase
 from ..metrics import Metrics
 from ..telephony.switchboard import Switchboard
 from ..texts import Texts
+from ..threads.runs import ThreadRuns
 from ..tools.registry import ToolRegistry
 from ..webhook_registry import WebhookRegistry
 from ..webhooks import WebhookSender
@@ -39,3 +40,4 @@ class Services:
     texts: Texts | None = None  # /v1/texts (SIP MESSAGE)
     models: ModelService | None = None  # the box's models as /v1 endpoints
     metrics: Metrics | None = None
+    threads: ThreadRuns | None = None  # None: no /v1/threads (503)

@@ -59,6 +59,10 @@ class CallRecord:
     transcript: tuple[dict[str, Any], ...] = ()
     hangup_by: str | None = None  # "api" when ended by PUT /v1/calls/{id}/hangup
     transferred_to: str | None = None  # the SIP URI of a transfer (PUT /v1/calls/{id}/route)
+    thread_id: str | None = None  # the call as a conversation (GET /v1/threads/{id})
+    agent_id: str | None = None  # an agent's call (POST /v1/agents/{id}/outbound-call)
+    goal: str | None = None  # what an agent's call is for (its "instructions")
+    outcome: str | None = None  # an agent's call: one line on how it went
 
     @property
     def final(self) -> bool:
@@ -103,6 +107,8 @@ class CallRecord:
             "direction": self.direction,
             "extension": self.extension,
             "transcript": list(self.transcript),
+            "thread_id": self.thread_id,
+            **({"agent_id": self.agent_id, "outcome": self.outcome} if self.agent_id else {}),
         }
 
     def to_v1(self) -> dict[str, Any]:
@@ -121,6 +127,10 @@ class CallRecord:
             "choice_response": self.choice_response,
             "choice_raw_text": self.choice_raw_text,
             "error": self.error,
+            # An agent's call also says what was said and how it went.
+            **({"agent_id": self.agent_id, "outcome": self.outcome,
+                "transcript": list(self.transcript), "thread_id": self.thread_id}
+               if self.agent_id else {}),
         }
 
 
