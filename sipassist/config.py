@@ -307,6 +307,16 @@ class KnowledgeSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """Agents (/v1/agents): personas that answer calls and texts (sipassist/agents/)."""
+
+    max_agents: int = 20
+    # Knowledge rows at least this similar to a question (cosine) ground the answer; below it
+    # an agent with knowledge says it does not know. Measured by `sipassist bench knowledge`.
+    knowledge_min_score: float = 0.4
+
+
+@dataclass(frozen=True)
 class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -323,6 +333,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
 
@@ -354,6 +365,10 @@ class Settings:
     @property
     def knowledge_dir(self) -> Path:
         return self.paths.state_dir / "knowledge"
+
+    @property
+    def agents_db(self) -> Path:
+        return self.paths.state_dir / "agents.json"
 
     @property
     def texts_db(self) -> Path:
@@ -618,6 +633,7 @@ _SECTIONS = {
     "llm": LlmSettings,
     "calls": CallSettings,
     "knowledge": KnowledgeSettings,
+    "agents": AgentSettings,
     "texts": TextSettings,
     "model_api": ModelApiSettings,
 }
