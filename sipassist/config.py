@@ -307,6 +307,16 @@ class KnowledgeSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """Agents (/v1/agents): personas that answer calls and texts (sipassist/agents/)."""
+
+    max_agents: int = 20
+    # Knowledge rows at least this similar to a question (cosine) ground the answer; below it
+    # an agent with knowledge says it does not know. Measured by `sipassist bench knowledge`.
+    knowledge_min_score: float = 0.4
+
+
+@dataclass(frozen=True)
 class ThreadSettings:
     """[threads]: conversations kept per thread (/v1/threads; every call is one too)."""
 
@@ -334,6 +344,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
     threads: ThreadSettings = field(default_factory=ThreadSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
@@ -366,6 +377,10 @@ class Settings:
     @property
     def knowledge_dir(self) -> Path:
         return self.paths.state_dir / "knowledge"
+
+    @property
+    def agents_db(self) -> Path:
+        return self.paths.state_dir / "agents.json"
 
     @property
     def threads_dir(self) -> Path:
@@ -641,6 +656,7 @@ _SECTIONS = {
     "llm": LlmSettings,
     "calls": CallSettings,
     "knowledge": KnowledgeSettings,
+    "agents": AgentSettings,
     "threads": ThreadSettings,
     "texts": TextSettings,
     "model_api": ModelApiSettings,

@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .agents.engine import AgentEngine
+from .agents.store import AgentStore
 from .api.app import build_app
 from .api.gate import listen_host
 from .api.keys import KeyStore
@@ -170,10 +172,18 @@ class Daemon:
             self.router = load_router(s)
         if self.router is not None:
             self.router.warm_up(self.tools)
+        self.knowledge = open_knowledge_base(s)
+        # Agents answer calls and texts; the engine is their brain (agents/engine.py).
+        self.agents = AgentStore(s.agents_db, s, lambda: self.tools.names,
+                                 self.knowledge.exists, self.faults)
+        chat = GatedChat(self.chat, self.gates) if self.chat is not None else None
+        self.engine = AgentEngine(self.tools, chat,
+                                  GatedRouter(self.router, self.gates) if self.router else None,
+                                  self.knowledge, s.agents.knowledge_min_score)
         self.inbound = InboundCalls(
             self.switchboard, self.queue, self.tools, self.speak, self.transcribe_detailed,
-            GatedChat(self.chat, self.gates) if self.chat is not None else None, s, self.active,
-            self._call_finished, GatedRouter(self.router, self.gates) if self.router else None)
+            chat, s, self.active, self._call_finished, engine=self.engine,
+            agent_for_line=self.agents.for_line)
         endpointing = s.listening.silence_seconds
         self.thread_store = ThreadStore(s.threads_dir, s.threads, socket.gethostname(),
                                         self.faults)
@@ -191,7 +201,6 @@ class Daemon:
         self.texts = Texts(s, self.texts_store, self.switchboard.trust, self.inbound,
                            self.publish)
         self.keys = KeyStore(s.paths.state_dir)
-        self.knowledge = open_knowledge_base(s)
         self.models = self._model_service()
         self.threads = ThreadRuns(
             self.thread_store, ChatAnswering(
@@ -204,7 +213,8 @@ class Daemon:
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
                             faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge,
                             registry=self.registry, texts=self.texts, models=self.models,
-                            metrics=self.metrics, threads=self.threads)
+                            metrics=self.metrics, agents=self.agents, engine=self.engine,
+                            threads=self.threads)
         self.app = build_app(services)
         self.metrics.watch(
             lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns,
@@ -320,6 +330,7 @@ class Daemon:
         self.registry_store.close()
         self.texts_store.close()
         self.schedules_store.close()
+        self.agents.close()
 
     def run_until_signalled(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):

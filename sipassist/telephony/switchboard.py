@@ -83,6 +83,7 @@ class PhoneCall:
         self.direction = direction
         self.baresip_id = baresip_id
         self.source = ""  # "ip:port" an incoming call's INVITE came from (not its From)
+        self.called = ""  # the line an incoming call is for: a SIP user or extension
         self.refused = False  # turned away by the trust rules
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
