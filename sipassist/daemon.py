@@ -53,7 +53,7 @@ from .webhooks import WebhookSender
 from .webhook_registry import WebhookRegistry
 from .texts import Texts
 from .threads import ThreadStore
-from .threads.answering import ApiGatedChat, ChatAnswering
+from .threads.answering import ApiGatedChat, ApiGatedRouter, EngineAnswering
 from .threads.calls import CallThreads
 from .threads.runs import ThreadRuns
 
@@ -188,7 +188,8 @@ class Daemon:
         self.thread_store = ThreadStore(s.threads_dir, s.threads, socket.gethostname(),
                                         self.faults)
         self.thread_store.load()
-        self.call_threads = CallThreads(self.thread_store, self.queue)
+        self.call_threads = CallThreads(
+            self.thread_store, self.queue, lambda record: record.agent_id or "default")
 
         def on_turn(call_id: str, turn: dict) -> None:
             self.metrics.observe_turn(call_id, turn, endpointing)
@@ -202,12 +203,17 @@ class Daemon:
                            self.publish)
         self.keys = KeyStore(s.paths.state_dir)
         self.models = self._model_service()
+        # Text threads answer through an engine of their own that waits its turn on the
+        # model as API requests do (calls come first).
+        thread_engine = AgentEngine(
+            self.tools, ApiGatedChat(self.chat, self.gates) if self.chat is not None else None,
+            ApiGatedRouter(self.router, self.gates) if self.router else None, self.knowledge,
+            s.agents.knowledge_min_score)
+        model_name = self.models.llm_name or s.llm.model
         self.threads = ThreadRuns(
-            self.thread_store, ChatAnswering(
-                ApiGatedChat(self.chat, self.gates) if self.chat is not None else None,
-                self.models.llm_name or s.llm.model),
-            s.threads.context_messages, self.models.llm_name or s.llm.model,
-            call_active=self._call_active)
+            self.thread_store, EngineAnswering(thread_engine, self.agents, model_name),
+            s.threads.context_messages, model_name, call_active=self._call_active,
+            agent_known=self._agent_exists)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.speak,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
@@ -241,6 +247,9 @@ class Daemon:
                 resolve_llm_model(s.llm.model, s.paths.models), s.llm.threads, s.llm.context)
         return ModelService(s.model_api, self.gates, self.metrics, llm_name, loader,
                             s.llm.context, self.transcriber, self.synthesizer)
+
+    def _agent_exists(self, agent_id: str) -> bool:
+        return any(agent.id == agent_id for agent in self.agents.list())
 
     def _call_active(self, call_id: str) -> bool:
         record = self.queue.get(call_id)

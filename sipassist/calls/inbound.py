@@ -151,6 +151,7 @@ class InboundCalls:
         dialogue = Dialogue(self, session, record, self.agent_for_line(call.called))
         log.info("agent %s answers (line %s)", dialogue.agent.id, call.called or "unknown",
                  extra={"CALL_ID": record.call_id})
+        self.queue.update(record.call_id, agent_id=dialogue.agent.id)  # its thread's agent
         # Call-backs ring the caller's own extension on our domain, never the From's host.
         dialogue.callback = self.switchboard.trust.callback_extension(call.uri, call.source)
         lost = None

@@ -75,6 +75,24 @@ class CallRecord:
             return None
         return round((end - start).total_seconds(), 1)
 
+    @property
+    def agent_call(self) -> bool:
+        """Placed by an agent (POST /v1/agents/{id}/outbound-call): it converses."""
+        return self.direction == "outbound" and self.agent_id is not None
+
+    @property
+    def agent_outcome(self) -> str | None:
+        """The agent's one line on its call; a call not answered says why."""
+        if self.outcome or not self.final:
+            return self.outcome
+        if self.status == NO_ANSWER:
+            return "Not reached: no answer."
+        if self.status == BUSY:
+            return "Not reached: the line was busy or declined the call."
+        if self.status == FAILED:
+            return f"Not reached: the call failed ({self.error or 'unknown error'})."
+        return None
+
     def evolve(self, **changes: Any) -> CallRecord:
         return dataclasses.replace(self, **changes)
 
@@ -108,7 +126,8 @@ class CallRecord:
             "extension": self.extension,
             "transcript": list(self.transcript),
             "thread_id": self.thread_id,
-            **({"agent_id": self.agent_id, "outcome": self.outcome} if self.agent_id else {}),
+            "agent_id": self.agent_id,
+            **({"outcome": self.agent_outcome} if self.agent_call else {}),
         }
 
     def to_v1(self) -> dict[str, Any]:
@@ -128,9 +147,9 @@ class CallRecord:
             "choice_raw_text": self.choice_raw_text,
             "error": self.error,
             # An agent's call also says what was said and how it went.
-            **({"agent_id": self.agent_id, "outcome": self.outcome,
+            **({"agent_id": self.agent_id, "outcome": self.agent_outcome,
                 "transcript": list(self.transcript), "thread_id": self.thread_id}
-               if self.agent_id else {}),
+               if self.agent_call else {}),
         }
 
 

@@ -6,7 +6,7 @@ as the call goes); either can be read back and continued by text.
 
 from .model import CALL, API, CLOSED, OPEN, Message, Thread
 from .store import (ThreadBusy, ThreadClosed, ThreadError, ThreadLimit, ThreadNotFound,
-                    ThreadStore)
+                    ThreadStore, ThreadUnavailable)
 
 __all__ = ["API", "CALL", "CLOSED", "OPEN", "Message", "Thread", "ThreadBusy", "ThreadClosed",
-           "ThreadError", "ThreadLimit", "ThreadNotFound", "ThreadStore"]
+           "ThreadError", "ThreadLimit", "ThreadNotFound", "ThreadStore", "ThreadUnavailable"]

@@ -16,7 +16,8 @@ from typing import Protocol
 
 from ..api.limits import Meter
 from .model import CALL, Message, Thread
-from .store import ThreadBusy, ThreadNotFound, ThreadStore
+from ..voice.gate import ModelBusy
+from .store import ThreadBusy, ThreadNotFound, ThreadStore, ThreadUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ class Run:
             for sentence in self.reply.sentences:
                 self.said.append(sentence)
                 yield sentence
+        except ModelBusy as exc:
+            if self.said:
+                raise
+            # Nothing answered: the message is taken back, so a retry does not repeat it.
+            self.runs.store.take_back(self.thread.id, self.message)
+            raise ThreadUnavailable(exc.detail) from None
         except Exception:
             log.exception("thread %s: answering failed", self.thread.id)
             if not self.said:
@@ -145,6 +152,9 @@ class ThreadRuns:
         """Store the message and claim the thread; refusals are raised here, before any
         answer (so a stream's refusal is a plain HTTP error)."""
         thread = self.store.get(thread_id)
+        if not self.agent_known(thread.agent_id):
+            raise ThreadNotFound(f"agent '{thread.agent_id}' of thread '{thread_id}' was "
+                                 "deleted: start a thread with another agent")
         if thread.channel == CALL and thread.call_id and self.call_active(thread.call_id):
             raise ThreadBusy(f"thread '{thread_id}' is call {thread.call_id}, still in "
                              "progress: continue it by text once the call has ended")

@@ -48,6 +48,12 @@ class ThreadLimit(ThreadError):
     status = 409
 
 
+class ThreadUnavailable(ThreadError):
+    """The model is busy with calls: try again shortly."""
+
+    status = 503
+
+
 class ThreadStore:
     def __init__(self, directory: Path, settings: ThreadSettings, organization: str,
                  faults: StorageFaults | None = None) -> None:
@@ -152,6 +158,15 @@ class ThreadStore:
             self._write(thread)
             self._threads[thread_id] = thread
             return thread
+
+    def take_back(self, thread_id: str, message: Message) -> None:
+        """Remove `message` again if it is still the last one (its run could not answer)."""
+        with self._lock:
+            thread = self._threads.get(thread_id)
+            if thread is not None and thread.history and thread.history[-1] == message:
+                thread = thread.evolve(history=thread.history[:-1])
+                self._write(thread)
+                self._threads[thread_id] = thread
 
     def clear(self, thread_id: str) -> Thread:
         return self._change(thread_id, history=(), checkpoint=None)
