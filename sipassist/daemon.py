@@ -52,6 +52,7 @@ from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 from .webhook_registry import WebhookRegistry
 from .texts import Texts
+from .calls.agent_calls import AgentCalls
 from .threads import ThreadStore
 from .threads.answering import ApiGatedChat, ApiGatedRouter, EngineAnswering
 from .threads.calls import CallThreads
@@ -184,6 +185,8 @@ class Daemon:
             self.switchboard, self.queue, self.tools, self.speak, self.transcribe_detailed,
             chat, s, self.active, self._call_finished, engine=self.engine,
             agent_for_line=self.agents.for_line)
+        # An agent's outbound call converses as an inbound one does.
+        self.runner.converse = AgentCalls(self.inbound, self.agents.get, chat).converse
         endpointing = s.listening.silence_seconds
         self.thread_store = ThreadStore(s.threads_dir, s.threads, socket.gethostname(),
                                         self.faults)

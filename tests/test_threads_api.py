@@ -60,6 +60,7 @@ class Box:
         settings = Settings(threads=LIMITS)
         api = empty_api(settings)
         thread_routes.install(api, SimpleNamespace(threads=runs, settings=settings))
+        self.api = api
         self.server = ApiServer(api.app, "127.0.0.1", 0)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.port}"
@@ -269,3 +270,26 @@ def test_a_stream_refused_is_a_plain_error(box: Box) -> None:
     status, error = box.send("POST", "/v1/threads/thread_none/run?stream=true",
                              {"role": "user", "content": "hi"})
     assert status == 404 and "not found" in error["detail"]
+
+
+def test_runs_charge_the_token_budget(box: Box, tmp_path: Path) -> None:
+    """A run's tokens count toward the client's tokens_per_minute: past it, 429."""
+    from sipassist.api.gate import Gate
+    from sipassist.api.keys import KeyStore
+    from sipassist.config import ApiSettings, LimitSettings
+
+    limits = LimitSettings(requests_per_minute=0, tokens_per_minute=10)
+    gate = Gate(box.api, ApiSettings(limits=limits), KeyStore(tmp_path / "keys"))
+    server = ApiServer(gate, "127.0.0.1", 0)
+    server.start()
+    try:
+        box.url = f"http://127.0.0.1:{server.port}"
+        tid = new_thread(box)["id"]
+        run = {"role": "user", "content": "hi"}  # 1 token in, 7 out
+        assert box.send("POST", f"/v1/threads/{tid}/run", run)[0] == 200  # 8 of 10
+        assert box.send("POST", f"/v1/threads/{tid}/run", run)[0] == 200  # 16: over now
+        status, error = box.send("POST", f"/v1/threads/{tid}/run", run)
+        assert status == 429 and "LLM tokens" in error["detail"]
+        assert len(box.send("GET", f"/v1/threads/{tid}")[1]["history"]) == 4
+    finally:
+        server.stop()

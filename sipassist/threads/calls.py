@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..calls.model import CallRecord
 from ..calls.queue import CallQueue
-from .model import CALL, Message
+from .model import Message
 from .store import ThreadStore
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,8 @@ class CallThreads:
         with self._lock:
             thread_id = self._threads.get(record.call_id) or record.thread_id
             if thread_id is None:
-                found = self.store.for_call(record.call_id)
-                thread_id = found.id if found else self.store.create(
-                    self.agent_of(record), record.extension or "caller", channel=CALL,
-                    call_id=record.call_id).id
+                thread_id = self.store.call_thread(record.call_id, self.agent_of(record),
+                                                   record.extension or "caller").id
             self._threads[record.call_id] = thread_id
         if record.thread_id != thread_id:
             self.queue.update(record.call_id, thread_id=thread_id)
@@ -77,8 +75,8 @@ class CallThreads:
             messages = [Message("assistant", record.message)]
             if record.choice_raw_text:
                 messages.append(Message("user", record.choice_raw_text))
-            thread_id = self.store.create(self.agent_of(record), record.extension, CALL,
-                                          record.call_id).id
+            thread_id = self.store.call_thread(record.call_id, self.agent_of(record),
+                                               record.extension).id
             self.store.append(thread_id, messages)
         except Exception:
             log.exception("call %s: no thread could be kept for it", record.call_id,

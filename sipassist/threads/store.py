@@ -151,6 +151,15 @@ class ThreadStore:
             self._threads[thread.id] = thread
         return thread
 
+    def call_thread(self, call_id: str, agent_id: str, user_id: str,
+                    additional_instructions: str = "") -> Thread:
+        """The thread of call `call_id`, made now if it has none (once, however many ask)."""
+        with self._lock:
+            found = self.for_call(call_id)
+            if found is not None:
+                return found
+            return self.create(agent_id, user_id, CALL, call_id, additional_instructions)
+
     def append(self, thread_id: str, messages: Iterable[Message]) -> Thread:
         with self._lock:
             thread = self.get(thread_id)
