@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import (asr, call_control, calls, health, key_routes, knowledge, llms, metrics,
+from . import (agents, asr, call_control, calls, health, key_routes, knowledge, llms, metrics,
                openai_compat, openapi, schedule, speak, texts, tools, tts, webhooks)
 from .gate import Gate
 from .keys import KeyStore
@@ -31,6 +31,7 @@ def build_api(services: Services) -> Api:
     schedule.install(api, services)
     webhooks.install(api, services)
     knowledge.install(api, services)
+    agents.install(api, services)
     texts.install(api, services)
     key_routes.install(api, keys_of(services))
     if services.models is not None:
