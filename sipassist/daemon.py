@@ -177,6 +177,8 @@ class Daemon:
         # Agents answer calls and texts; the engine is their brain (agents/engine.py).
         self.agents = AgentStore(s.agents_db, s, lambda: self.tools.names,
                                  self.knowledge.exists, self.faults)
+        self.switchboard.set_lines(self.agents.lines())  # a baresip account each
+        self.agents.on_lines_changed = self.switchboard.set_lines
         chat = GatedChat(self.chat, self.gates) if self.chat is not None else None
         self.engine = AgentEngine(self.tools, chat,
                                   GatedRouter(self.router, self.gates) if self.router else None,

@@ -156,9 +156,10 @@ class AgentStore:
                 value = self._default_field(name, agent, base)
             else:
                 continue
-            if name == "persona":
-                value = value if isinstance(value, Persona) else Persona.from_json(
-                    {**base.persona.__dict__, **value})
+            if name == "persona" and not isinstance(value, Persona):
+                # Persona fields left out: the defaults (POST, PUT), or as they were (PATCH).
+                kept = base.persona if reset else agent.persona
+                value = Persona.from_json({**kept.__dict__, **value})
             elif name in ("tools", "knowledge", "lines"):
                 value = tuple(value)
             changes[name] = value

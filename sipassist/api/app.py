@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import (agent_calls, asr, call_control, calls, health, key_routes, knowledge, llms,
-               metrics, openai_compat, openapi, schedule, speak, texts, threads, tools, tts,
-               webhooks)
+from . import (agent_calls, agents, asr, call_control, calls, health, key_routes, knowledge,
+               llms, metrics, openai_compat, openapi, schedule, speak, texts, threads, tools,
+               tts, webhooks)
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -32,6 +32,7 @@ def build_api(services: Services) -> Api:
     schedule.install(api, services)
     webhooks.install(api, services)
     knowledge.install(api, services)
+    agents.install(api, services)
     texts.install(api, services)
     threads.install(api, services)
     agent_calls.install(api, services)
