@@ -262,8 +262,9 @@ class Daemon:
 
     def _call_finished(self, record: CallRecord) -> None:
         # Each part on its own: one failing must not cost the other (nor the caller's thread).
-        for part in (self._count_call, self._send_call_webhook, self._publish_call,
-                     self.schedules.call_finished, self.call_threads.finished):
+        # The call's thread first: a webhook's receiver may read it at once.
+        for part in (self._count_call, self.call_threads.finished, self._send_call_webhook,
+                     self._publish_call, self.schedules.call_finished):
             try:
                 part(record)
             except Exception:

@@ -40,10 +40,11 @@ def stream_events(daemon, path: str, body: dict) -> list[tuple[str, dict]]:
 
 def test_thread_with_the_model_survives_a_restart(start_daemon, phone, chat, tmp_path):
     daemon = start_daemon(phone, chat=chat)
-    agent = daemon.daemon.agents.create({"id": "owls", "name": "Owl Expert",
-                                         "instructions": "You answer questions about owls "
-                                                         "in one or two short sentences."})
-    status, thread = daemon.request("POST", "/v1/threads", {"agent_id": agent.id})
+    status, agent = daemon.request("POST", "/v1/agents", {
+        "id": "owls", "name": "Owl Expert",
+        "instructions": "You answer questions about owls in one or two short sentences."})
+    assert status == 201, agent
+    status, thread = daemon.request("POST", "/v1/threads", {"agent_id": "owls"})
     assert status == 201, thread
     tid = thread["id"]
     status, first = daemon.request("POST", f"/v1/threads/{tid}/run",
@@ -73,7 +74,7 @@ def test_thread_with_the_model_survives_a_restart(start_daemon, phone, chat, tmp
     status, kept = again.request("GET", f"/v1/threads/{tid}")
     assert status == 200 and len(kept["history"]) == 6 and kept["agent_id"] == "owls"
     assert kept["history"][1]["content"] == answer
-    assert [a.id for a in again.daemon.agents.list()] == ["default", "owls"]
+    assert again.request("GET", "/v1/agents/owls")[1]["name"] == "Owl Expert"
     status, _ = again.request("POST", f"/v1/threads/{tid}/run",
                               {"role": "user", "content": "What is 6 times 7?"})
     assert status == 200
@@ -140,10 +141,21 @@ def test_agent_calls_out_and_reports_the_outcome(start_daemon, phone, synthesize
     assert [m["role"] for m in thread["history"]] == ["assistant", "user", "assistant"]
 
 
-def test_agent_call_bad_inputs(start_daemon, phone):
+def test_a_message_call_is_a_thread_too(start_daemon, phone, webhook):
     daemon = start_daemon(phone)
     status, error = daemon.request("POST", "/v1/agents/nobody/outbound-call",
                                    {"extension": "phone"})
     assert status == 404 and "nobody" in error["detail"]
     status, error = daemon.request("POST", "/v1/agents/default/outbound-call", {})
     assert status == 400 and "extension" in error["detail"]
+
+    message = "Your parcel has arrived at the front desk."
+    call_id = daemon.request("POST", "/call", {"message": message, "extension": "phone",
+                                               "callback_url": webhook.url})[1]["call_id"]
+    payload = webhook.wait()[0]
+    assert payload["status"] == "completed" and "outcome" not in payload  # as seed 003 has it
+    record = daemon.request("GET", f"/call/{call_id}")[1]
+    assert record["thread_id"] and "outcome" not in record
+    thread = daemon.request("GET", f"/v1/threads/{record['thread_id']}")[1]
+    assert thread["call_id"] == call_id and thread["channel"] == "call"
+    assert [(m["role"], m["content"]) for m in thread["history"]] == [("assistant", message)]
