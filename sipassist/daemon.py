@@ -60,6 +60,8 @@ from .threads.runs import ThreadRuns
 
 log = logging.getLogger(__name__)
 
+SUMMARY_TOKENS = 60  # an agent's call outcome: one sentence
+
 
 def load_router(settings: Settings) -> ToolRouter | None:
     """The local model's tool choice, if the local model is there and routing is on."""
@@ -188,7 +190,8 @@ class Daemon:
             chat, s, self.active, self._call_finished, engine=self.engine,
             agent_for_line=self.agents.for_line)
         # An agent's outbound call converses as an inbound one does.
-        self.runner.converse = AgentCalls(self.inbound, self.agents.get, chat).converse
+        self.runner.converse = AgentCalls(self.inbound, self.agents.get,
+                                          self._summarise).converse
         endpointing = s.listening.silence_seconds
         self.thread_store = ThreadStore(s.threads_dir, s.threads, socket.gethostname(),
                                         self.faults)
@@ -252,6 +255,14 @@ class Daemon:
                 resolve_llm_model(s.llm.model, s.paths.models), s.llm.threads, s.llm.context)
         return ModelService(s.model_api, self.gates, self.metrics, llm_name, loader,
                             s.llm.context, self.transcriber, self.synthesizer)
+
+    def _summarise(self, messages: list[dict[str, str]]) -> str:
+        """The local model's short answer (an agent's call outcome), with a call's priority."""
+        if self.models.llm_name is None:
+            return ""
+        with self.gates.call("llm"):
+            pieces = self.models.completer.stream(messages, SUMMARY_TOKENS, 0.0)
+            return "".join(piece for piece in pieces if isinstance(piece, str))
 
     def _agent_exists(self, agent_id: str) -> bool:
         return any(agent.id == agent_id for agent in self.agents.list())
