@@ -293,3 +293,26 @@ def test_runs_charge_the_token_budget(box: Box, tmp_path: Path) -> None:
         assert len(box.send("GET", f"/v1/threads/{tid}")[1]["history"]) == 4
     finally:
         server.stop()
+
+
+def test_a_busy_model_takes_the_message_back(box: Box) -> None:
+    """Calls came first and the model stayed busy: 503, and nothing half-written is kept."""
+    from sipassist.voice.gate import ModelBusy
+
+    def busy(thread, history, text):
+        def sentences():
+            raise ModelBusy("llm", "the LLM model is busy with calls", 5)
+            yield  # a generator, as the engine's answers are
+
+        return Reply(sentences())
+
+    tid = new_thread(box)["id"]
+    box.engine.answer = busy
+    request = urllib.request.Request(f"{box.url}/v1/threads/{tid}/run", method="POST",
+                                     data=json.dumps({"role": "user", "content": "hi"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
+    assert "busy" in json.loads(refused.value.read())["detail"]
+    assert box.send("GET", f"/v1/threads/{tid}")[1]["history"] == []

@@ -157,7 +157,7 @@ def _answering(handler):
         try:
             return handler(*args, **kwargs)
         except ThreadError as exc:
-            raise ApiError(exc.status, str(exc)) from None
+            raise ApiError(exc.status, str(exc), exc.headers) from None
     return wrapper
 
 

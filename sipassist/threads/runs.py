@@ -83,7 +83,8 @@ class Run:
                 raise
             # Nothing answered: the message is taken back, so a retry does not repeat it.
             self.runs.store.take_back(self.thread.id, self.message)
-            raise ThreadUnavailable(exc.detail) from None
+            raise ThreadUnavailable(exc.detail, {"Retry-After": str(exc.retry_after)}) \
+                from None
         except Exception:
             log.exception("thread %s: answering failed", self.thread.id)
             if not self.said:

@@ -27,9 +27,13 @@ PRUNE_EVERY_SECONDS = 3600.0
 
 
 class ThreadError(Exception):
-    """A refusal the API shows with its status and these words."""
+    """A refusal the API shows with its status and these words (and headers)."""
 
     status = 400
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.headers = headers or {}
 
 
 class ThreadNotFound(ThreadError):
