@@ -316,3 +316,17 @@ def test_a_busy_model_takes_the_message_back(box: Box) -> None:
     assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
     assert "busy" in json.loads(refused.value.read())["detail"]
     assert box.send("GET", f"/v1/threads/{tid}")[1]["history"] == []
+
+
+def test_a_damaged_thread_file_is_moved_aside(tmp_path: Path) -> None:
+    store = ThreadStore(tmp_path / "threads", LIMITS, "box")
+    store.load()
+    good = store.create("default", "me")
+    (tmp_path / "threads" / "thread_0000000000000000.json").write_text('{"id": "thread_0')
+    (tmp_path / "threads" / f".{good.id}.json.123.tmp").write_text("half")
+    again = ThreadStore(tmp_path / "threads", LIMITS, "box")
+    again.load()
+    assert [t.id for t in again.list()] == [good.id]
+    names = sorted(p.name for p in (tmp_path / "threads").iterdir())
+    assert any(name.startswith("thread_0000000000000000.json.corrupt-") for name in names)
+    assert not any(name.endswith(".tmp") for name in names)

@@ -126,7 +126,7 @@ class CallRecord:
             "extension": self.extension,
             "transcript": list(self.transcript),
             "thread_id": self.thread_id,
-            "agent_id": self.agent_id,
+            **({"agent_id": self.agent_id} if self.agent_id else {}),
             **({"outcome": self.agent_outcome} if self.agent_call else {}),
         }
 

@@ -74,9 +74,12 @@ class ThreadStore:
 
     def load(self) -> None:
         """Read every thread file; a damaged one is moved aside (logged), never fatal."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.directory.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for stale in self.directory.glob(".*.tmp"):  # a kill mid-write left it
+                stale.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only disk: threads are read, writes wait (503)
+            self.faults.failed(self.directory, exc)
         threads = {}
         for path in sorted(self.directory.glob("thread_*.json")):
             try:
