@@ -159,3 +159,33 @@ def test_a_message_call_is_a_thread_too(start_daemon, phone, webhook):
     thread = daemon.request("GET", f"/v1/threads/{record['thread_id']}")[1]
     assert thread["call_id"] == call_id and thread["channel"] == "call"
     assert [(m["role"], m["content"]) for m in thread["history"]] == [("assistant", message)]
+
+
+def test_a_text_thread_answers_from_the_agents_knowledge(start_daemon, phone):
+    """The same question as on the phone (test_agent_calls.py), typed: the clinic's agent
+    answers with its row's fact; the bakery's, without that row, says it does not know."""
+    from sipassist.agents.grounding import DONT_KNOW
+
+    from .test_agent_calls import BAKERY, CLINIC, QUESTION
+
+    daemon = start_daemon(phone)
+    for table, rows in (("clinic", CLINIC), ("bakery", BAKERY)):
+        assert daemon.request("POST", "/v1/knowledge", {"name": table})[0] == 201
+        assert daemon.request("POST", f"/v1/knowledge/{table}/rows",
+                              {"rows": [{"content": row} for row in rows]})[0] == 201
+    for agent, table in (("reception", "clinic"), ("bakery", "bakery")):
+        status, body = daemon.request("POST", "/v1/agents", {"id": agent, "knowledge": [table],
+                                                             "tools": []})
+        assert status == 201, body
+
+    def ask(agent: str) -> str:
+        tid = daemon.request("POST", "/v1/threads", {"agent_id": agent})[1]["id"]
+        status, run = daemon.request("POST", f"/v1/threads/{tid}/run",
+                                     {"role": "user", "content": QUESTION})
+        assert status == 200, run
+        return run["choices"][0]["message"]["content"]
+
+    clinic = ask("reception")
+    assert "24 hours" in clinic and "30 dollars" in clinic, clinic
+    bakery = ask("bakery")
+    assert bakery == DONT_KNOW, bakery
