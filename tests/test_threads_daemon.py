@@ -148,6 +148,10 @@ def test_a_message_call_is_a_thread_too(start_daemon, phone, webhook):
     assert status == 404 and "nobody" in error["detail"]
     status, error = daemon.request("POST", "/v1/agents/default/outbound-call", {})
     assert status == 400 and "extension" in error["detail"]
+    status, error = daemon.request("POST", "/v1/calls", {"to": "phone", "agent_id": "default",
+                                                         "choice": {"options": [
+                                                             {"value": "yes"}]}})
+    assert status == 400 and "choice" in error["detail"]
 
     message = "Your parcel has arrived at the front desk."
     call_id = daemon.request("POST", "/call", {"message": message, "extension": "phone",

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from ..agents.errors import AgentNotFound
+from ..calls.model import CallRecord
 from .calls import CallbackUrl, CallQueued, RingTimeout, _call_id, place
 from .errors import ApiError
 from .routing import Api
@@ -39,8 +40,30 @@ class AgentCallQueued(CallQueued):
                                                     "as it goes: GET /v1/threads/{thread_id}")
 
 
+def place_agent_call(services: Services, agent_id: str, extension: str, goal: str | None,
+                     callback_url: str | None, ring_timeout: int | None,
+                     call_id: str | None) -> tuple[CallRecord, int | None]:
+    """Queue an agent's call and make its thread; refusals as the API errors that explain."""
+    if services.agents is None:
+        raise ApiError(503, "agents are not running on this box")
+    try:
+        agent = services.agents.get(agent_id)
+    except AgentNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    timeout = ring_timeout if ring_timeout is not None \
+        else services.settings.calls.default_ring_timeout
+    record, position = place(services, extension=extension, message="",
+                             callback_url=callback_url, ring_timeout=timeout,
+                             call_id=call_id or "", agent_id=agent.id, goal=goal or "")
+    if services.threads is not None:  # the call's thread, ready before its first word
+        thread = services.threads.store.call_thread(record.call_id, agent.id,
+                                                    user_of_request(), goal or "")
+        services.queue.update(record.call_id, thread_id=thread.id)
+        record = record.evolve(thread_id=thread.id)  # as queued (it may be ringing by now)
+    return record, position
+
+
 def install(api: Api, services: Services) -> None:
-    settings = services.settings
 
     @api.post("/v1/agents/<agent_id>/outbound-call", summary="Initiate an outbound call",
               tags=TAGS, body=AgentCallRequest, response=AgentCallQueued,
@@ -50,23 +73,9 @@ def install(api: Api, services: Services) -> None:
         and answers turn by turn (as on an inbound call); a clear yes or no ends the call.
         `GET /call/{call_id}` and the webhook then carry the `transcript` and the `outcome`,
         one line on how it went."""
-        if services.agents is None:
-            raise ApiError(503, "agents are not running on this box")
-        try:
-            agent = services.agents.get(agent_id)
-        except AgentNotFound as exc:
-            raise ApiError(404, str(exc)) from None
-        timeout = body.ring_timeout if body.ring_timeout is not None \
-            else settings.calls.default_ring_timeout
-        record, position = place(
-            services, extension=body.extension, message="", callback_url=body.callback_url,
-            ring_timeout=timeout, call_id=body.call_id or "", agent_id=agent.id,
-            goal=body.instructions or "")
-        thread_id = None
-        if services.threads is not None:  # the call's thread, ready before its first word
-            thread = services.threads.store.call_thread(
-                record.call_id, agent.id, user_of_request(), body.instructions or "")
-            services.queue.update(record.call_id, thread_id=thread.id)
-            thread_id = thread.id
+        record, position = place_agent_call(services, agent_id, body.extension,
+                                            body.instructions, body.callback_url,
+                                            body.ring_timeout, body.call_id)
         return {"call_id": record.call_id, "status": record.status, "message": "Call initiated",
-                "queue_position": position, "agent_id": agent.id, "thread_id": thread_id}
+                "queue_position": position, "agent_id": record.agent_id,
+                "thread_id": record.thread_id}

@@ -14,6 +14,7 @@ from ..threads import Message, ThreadError
 from ..threads.runs import ANSWERED_ROLES, Run, ThreadRuns
 from .errors import ApiError
 from .limits import meter
+from .model_schemas import CompletionResult
 from .routing import Api, Event
 from .schema import RequestModel, ResponseModel
 from .services import Services
@@ -119,35 +120,6 @@ class ThreadOut(ResponseModel):
         "channel": "api", "status": "open", "call_id": None}]}}
 
 
-class RunChoiceMessage(ResponseModel):
-    role: str
-    content: str
-
-
-class RunChoice(ResponseModel):
-    finish_reason: str
-    message: RunChoiceMessage
-
-
-class RunUsage(ResponseModel):
-    input_tokens: int
-    output_tokens: int
-
-
-class RunResult(ResponseModel):
-    choices: list[RunChoice]
-    created: int
-    model: str
-    usage: RunUsage
-    execution_time: float
-
-    model_config = {"json_schema_extra": {"examples": [{
-        "choices": [{"finish_reason": "stop", "message": {
-            "role": "assistant", "content": "I'm doing well, thank you! How can I help?"}}],
-        "created": 1672531200, "model": "qwen-0.5b",
-        "usage": {"input_tokens": 10, "output_tokens": 12}, "execution_time": 1.234}]}}
-
-
 # -- routes --------------------------------------------------------------------------------------
 
 def _answering(handler):
@@ -233,7 +205,7 @@ def install(api: Api, services: Services) -> None:
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})
 
-    spec = dict(tags=TAGS, body=RunMessage, query=RunQuery, response=RunResult,
+    spec = dict(tags=TAGS, body=RunMessage, query=RunQuery, response=CompletionResult,
                 errors=[404, 409, 413, 429, 503], budget=("tokens",),
                 description=RUN_DESCRIPTION)
 
