@@ -105,7 +105,7 @@ class Answer:
 class AgentEngine:
     def __init__(self, tools: ToolRegistry, chat: Chat | None = None,
                  router: ToolRouter | None = None, knowledge: KnowledgeBase | None = None,
-                 min_score: float = 0.4) -> None:
+                 min_score: float = 0.3) -> None:
         self.tools = tools
         self.chat = chat
         self.router = router  # the model's tool choice, for what the rules miss
