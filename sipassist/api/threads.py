@@ -1,4 +1,4 @@
-"""`/v1/threads`: conversations with an agent, typed or phoned (the engine is sipassist/threads/)."""
+"""`/v1/threads`: conversations with an agent, typed or phoned (sipassist/threads/)."""
 
 from __future__ import annotations
 
