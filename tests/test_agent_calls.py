@@ -17,7 +17,7 @@ from .audio_helpers import heard_audio
 from .conftest import stop_process
 from .test_conversation import RATE, speech_track
 
-pytestmark = [pytest.mark.telephony, pytest.mark.models]
+pytestmark = [pytest.mark.telephony, pytest.mark.models, pytest.mark.heard]
 
 CLINIC = [
     "We are open Monday to Thursday from 8 am to 6 pm, and on Fridays until 5 pm.",
