@@ -1,9 +1,13 @@
 """Answers grounded in an agent's knowledge tables: the rows that answer a question, and the
 words to say from them.
 
-The 0.5B model, given a row in its prompt, often answered around the fact or changed it (a
-right answer beats a fluent one), so the spoken answer is the row's own sentence(s) closest in
-meaning to the question: rows are written to be read out ("We close at five on Fridays.").
+The spoken answer is the row's own sentence(s) closest in meaning to the question: rows are
+written to be read out ("We close at five on Fridays."), and a right answer beats a fluent one.
+Measured with the 0.5B model and the row in a compact prompt ("Answer in one short sentence
+using only this fact: ...") on 20 of the bench's question/row pairs: it turned "cancelled less
+than 24 hours ahead are charged 30 dollars" into "No, there is no charge", answered two
+questions about hours with "Sorry, I can't check that" (the guard against made-up times), and
+dropped the numbers of others; 1.2 s median before the first word, where the row is at once.
 """
 
 from __future__ import annotations

@@ -160,6 +160,7 @@ class Switchboard:
         self.on_incoming: Callable[[PhoneCall], None] | None = None
         self._monitor: threading.Thread | None = None
         self._lines: set[str] = set()  # agents' lines: a baresip account each (set_lines)
+        self.registered_lines: set[str] = set()  # those the registrar took, if there is one
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -272,6 +273,7 @@ class Switchboard:
         with self._command_lock:
             added, removed = wanted - self._lines, self._lines - wanted
             self._lines = wanted
+            self.registered_lines -= removed
             if self.settings.baresip_dir.exists():
                 baresip.write_accounts(self.settings.baresip_dir, sip, wanted)
             ctrl = self._ctrl
@@ -440,10 +442,16 @@ class Switchboard:
             return
         assert isinstance(message, BaresipEvent)
         event = message
-        if event.type == REGISTER_OK:
+        line = line_user(event.account)
+        if event.type == REGISTER_OK and line != baresip.main_user(self.settings.sip).lower():
+            self.registered_lines.add(line)  # an agent's line (set_lines)
+        elif event.type == REGISTER_OK:
             if not self._registered:
                 log.info("registered with %s", event.account)
             self._registered = True
+        elif event.type == REGISTER_FAIL and line in self._lines:
+            log.warning("registration failed for line %s: %s", event.account, event.param)
+            self.registered_lines.discard(line)
         elif event.type == REGISTER_FAIL:
             log.warning("registration failed for %s: %s", event.account, event.param)
             self._registered = False
@@ -666,12 +674,34 @@ class Switchboard:
                     return
             else:
                 log.info("connected to baresip ctrl_tcp")
+            if self.settings.sip.registrar:
+                self._note_registrations(ctrl)
             self._ctrl = ctrl
             self._ctrl_baresip_pid = pid
             self.baresip.mark_healthy()
         if not self._ready.is_set():
             self._ready.set()
             log.info("switchboard ready")
+
+    def _note_registrations(self, ctrl: CtrlConnection) -> None:
+        """The registrations baresip made before the link was up (their REGISTER_OK went
+        to no one): `reginfo` lists each account with OK once registered."""
+        try:
+            result = ctrl.command("reginfo", timeout=2)
+        except CtrlError as exc:
+            log.warning("cannot read baresip's registrations: %s", exc)
+            return
+        main = baresip.main_user(self.settings.sip).lower()
+        for row in result.data.splitlines():
+            row = re.sub(r"\x1b\[[0-9;]*m", "", row)  # "OK" is coloured
+            found = re.search(r"(sips?:\S+@\S+)\s+OK\b", row)
+            if not found:
+                continue
+            line = line_user(found.group(1))
+            if line == main:
+                self._registered = True
+            elif line in self._lines:
+                self.registered_lines.add(line)
 
     def _close_ctrl(self) -> None:
         ctrl, self._ctrl = self._ctrl, None
