@@ -83,6 +83,7 @@ def test_thread_with_the_model_survives_a_restart(start_daemon, phone, chat, tmp
         "role": "tool", "name": "CALC", "content": "The result is 42"}
 
 
+@pytest.mark.heard  # Whisper hears the phone's speech in a real-time call
 def test_a_call_is_a_thread_and_goes_on_by_text(start_daemon, phone, synthesizer):
     daemon = start_daemon(phone)
     phone.set_speech(speech_track(synthesizer, [
@@ -112,6 +113,7 @@ def test_a_call_is_a_thread_and_goes_on_by_text(start_daemon, phone, synthesizer
     assert len(history) == len(turns) + 2
 
 
+@pytest.mark.heard  # Whisper hears the phone's speech in a real-time call
 def test_agent_calls_out_and_reports_the_outcome(start_daemon, phone, synthesizer, webhook):
     daemon = start_daemon(phone)
     phone.set_speech(speech_track(synthesizer, [5.5, "Yes, that works for me.", 10.0]), RATE)
