@@ -44,6 +44,9 @@ def test_thread_with_the_model_survives_a_restart(start_daemon, phone, chat, tmp
         "id": "owls", "name": "Owl Expert",
         "instructions": "You answer questions about owls in one or two short sentences."})
     assert status == 201, agent
+    assert daemon.request("POST", "/v1/knowledge", {"name": "owls"})[0] == 201
+    assert daemon.request("POST", "/v1/knowledge/owls/rows", {"rows": [
+        {"content": "Barn owls swallow their prey whole."}]})[0] == 201
     status, thread = daemon.request("POST", "/v1/threads", {"agent_id": "owls"})
     assert status == 201, thread
     tid = thread["id"]
@@ -75,6 +78,7 @@ def test_thread_with_the_model_survives_a_restart(start_daemon, phone, chat, tmp
     assert status == 200 and len(kept["history"]) == 6 and kept["agent_id"] == "owls"
     assert kept["history"][1]["content"] == answer
     assert again.request("GET", "/v1/agents/owls")[1]["name"] == "Owl Expert"
+    assert again.request("GET", "/v1/knowledge/owls")[1]["rows"] == 1
     status, _ = again.request("POST", f"/v1/threads/{tid}/run",
                               {"role": "user", "content": "What is 6 times 7?"})
     assert status == 200
