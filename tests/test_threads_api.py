@@ -330,3 +330,16 @@ def test_a_damaged_thread_file_is_moved_aside(tmp_path: Path) -> None:
     names = sorted(p.name for p in (tmp_path / "threads").iterdir())
     assert any(name.startswith("thread_0000000000000000.json.corrupt-") for name in names)
     assert not any(name.endswith(".tmp") for name in names)
+
+
+def test_a_call_makes_room_when_the_box_is_full(tmp_path: Path) -> None:
+    """POST /v1/threads is refused at max_threads; a call is never refused: the least
+    recently used thread goes. A call's thread is made once, however many ask for it."""
+    store = ThreadStore(tmp_path / "threads", ThreadSettings(max_threads=2), "box")
+    store.load()
+    old, recent = store.create("default", "me"), store.create("default", "me")
+    call = store.call_thread("in-1-1", "default", "1001")
+    assert store.call_thread("in-1-1", "default", "1001").id == call.id
+    assert {t.id for t in store.list()} == {recent.id, call.id}
+    assert not store.path(old.id).exists()
+    assert call.channel == "call" and call.call_id == "in-1-1" and call.user_id == "1001"
