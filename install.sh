@@ -129,8 +129,9 @@ fi
 # The SIP stack, the JACK server, a compiler for systemd-python, test tools.
 packages=(baresip-core jackd2 libportaudio2 espeak-ng sox libsox-fmt-all
           python3 python3-venv python3-dev build-essential cmake libsystemd-dev pkg-config)
-# chromium: the /docs test renders Swagger UI headless with the network off.
-[ "$mode" = dev ] && packages+=(sip-tester systemd chromium)
+# chromium: the /docs test renders Swagger UI headless with the network off; kamailio: a
+# registrar on loopback for the agent line test (tests/test_agent_calls.py).
+[ "$mode" = dev ] && packages+=(sip-tester systemd chromium kamailio)
 # The SD image's boot test (tests/test_image.py) builds the small amd64 variant and boots it
 # in QEMU: these are image/host-deps.sh's amd64 tools (the arm64 build adds its own).
 [ "$mode" = dev ] && packages+=(mmdebstrap genimage dosfstools mtools fdisk e2fsprogs bmap-tools

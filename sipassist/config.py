@@ -316,6 +316,28 @@ class KnowledgeSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """Agents (/v1/agents): personas that answer calls and texts (sipassist/agents/)."""
+
+    max_agents: int = 20
+    # Knowledge rows at least this similar to a question (cosine) ground the answer; below it
+    # an agent with knowledge says it does not know. `sipassist bench knowledge`: the right
+    # rows scored 0.25 (p10) / 0.43 (p50), questions no row answers at most 0.26.
+    knowledge_min_score: float = 0.3
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """[threads]: conversations kept per thread (/v1/threads; every call is one too)."""
+
+    max_threads: int = 1000  # POST /v1/threads beyond: 409; a call makes room (oldest goes)
+    max_message_chars: int = 4000  # one message's content; longer: 413
+    max_messages: int = 500  # a thread's history; a run beyond: 409 (clear it or start anew)
+    keep_days: float = 30.0  # threads untouched this long are deleted
+    context_messages: int = 12  # the latest messages the model reads (the rest are kept)
+
+
+@dataclass(frozen=True)
 class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -332,6 +354,8 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
+    threads: ThreadSettings = field(default_factory=ThreadSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
 
@@ -363,6 +387,14 @@ class Settings:
     @property
     def knowledge_dir(self) -> Path:
         return self.paths.state_dir / "knowledge"
+
+    @property
+    def agents_db(self) -> Path:
+        return self.paths.state_dir / "agents.json"
+
+    @property
+    def threads_dir(self) -> Path:
+        return self.paths.state_dir / "threads"
 
     @property
     def texts_db(self) -> Path:
@@ -595,6 +627,13 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"knowledge.{key}: write {low} or more")
     if not 1 <= knowledge.threads <= 16:
         raise ConfigError("knowledge.threads: write 1 to 16")
+    threads = settings.threads
+    for key, low in (("max_threads", 1), ("max_message_chars", 10), ("max_messages", 2),
+                     ("context_messages", 1)):
+        if getattr(threads, key) < low:
+            raise ConfigError(f"threads.{key}: write {low} or more")
+    if threads.keep_days <= 0:
+        raise ConfigError("threads.keep_days: write more than 0, for example 30")
 
 
 def _validate_trust(sip: SipSettings) -> None:
@@ -634,6 +673,8 @@ _SECTIONS = {
     "llm": LlmSettings,
     "calls": CallSettings,
     "knowledge": KnowledgeSettings,
+    "agents": AgentSettings,
+    "threads": ThreadSettings,
     "texts": TextSettings,
     "model_api": ModelApiSettings,
 }

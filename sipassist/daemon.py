@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .agents.engine import AgentEngine
+from .agents.store import AgentStore
 from .api.app import build_app
 from .api.gate import listen_host
 from .api.keys import KeyStore
@@ -50,8 +53,15 @@ from .watchdog import Watchdog, notify, watchdog_interval
 from .webhooks import WebhookSender
 from .webhook_registry import WebhookRegistry
 from .texts import Texts
+from .calls.agent_calls import AgentCalls
+from .threads import ThreadStore
+from .threads.answering import ApiGatedChat, ApiGatedRouter, EngineAnswering
+from .threads.calls import CallThreads
+from .threads.runs import ThreadRuns
 
 log = logging.getLogger(__name__)
+
+SUMMARY_TOKENS = 60  # an agent's call outcome: one sentence
 
 
 def load_router(settings: Settings) -> ToolRouter | None:
@@ -167,27 +177,60 @@ class Daemon:
             self.router = load_router(s)
         if self.router is not None:
             self.router.warm_up(self.tools)
+        self.knowledge = open_knowledge_base(s)
+        # Agents answer calls and texts; the engine is their brain (agents/engine.py).
+        self.agents = AgentStore(s.agents_db, s, lambda: self.tools.names,
+                                 self.knowledge.exists, self.faults)
+        self.switchboard.set_lines(self.agents.lines())  # a baresip account each
+        self.agents.on_lines_changed = self.switchboard.set_lines
+        chat = GatedChat(self.chat, self.gates) if self.chat is not None else None
+        self.engine = AgentEngine(self.tools, chat,
+                                  GatedRouter(self.router, self.gates) if self.router else None,
+                                  self.knowledge, s.agents.knowledge_min_score)
         self.inbound = InboundCalls(
             self.switchboard, self.queue, self.tools, self.speak, self.transcribe_detailed,
-            GatedChat(self.chat, self.gates) if self.chat is not None else None, s, self.active,
-            self._call_finished, GatedRouter(self.router, self.gates) if self.router else None)
+            chat, s, self.active, self._call_finished, engine=self.engine,
+            agent_for_line=self.agents.for_line)
+        # An agent's outbound call converses as an inbound one does.
+        self.runner.converse = AgentCalls(self.inbound, self.agents.get,
+                                          self._summarise).converse
         endpointing = s.listening.silence_seconds
-        self.inbound.on_turn = lambda call_id, turn: self.metrics.observe_turn(call_id, turn,
-                                                                               endpointing)
+        self.thread_store = ThreadStore(s.threads_dir, s.threads, socket.gethostname(),
+                                        self.faults)
+        self.thread_store.load()
+        self.call_threads = CallThreads(
+            self.thread_store, self.queue, lambda record: record.agent_id or "default")
+
+        def on_turn(call_id: str, turn: dict) -> None:
+            self.metrics.observe_turn(call_id, turn, endpointing)
+            self.call_threads.turn(call_id, turn)
+
+        self.inbound.on_turn = on_turn
         self.inbound.publish = self.publish
         self.switchboard.on_incoming = self.inbound.handle
         self.texts_store = Store(s.texts_db, self.faults)
         self.texts = Texts(s, self.texts_store, self.switchboard.trust, self.inbound,
                            self.publish)
         self.keys = KeyStore(s.paths.state_dir)
-        self.knowledge = open_knowledge_base(s)
         self.models = self._model_service()
+        # Text threads answer through an engine of their own that waits its turn on the
+        # model as API requests do (calls come first).
+        thread_engine = AgentEngine(
+            self.tools, ApiGatedChat(self.chat, self.gates) if self.chat is not None else None,
+            ApiGatedRouter(self.router, self.gates) if self.router else None, self.knowledge,
+            s.agents.knowledge_min_score)
+        model_name = self.models.llm_name or s.llm.model
+        self.threads = ThreadRuns(
+            self.thread_store, EngineAnswering(thread_engine, self.agents, model_name),
+            s.threads.context_messages, model_name, call_active=self._call_active,
+            agent_known=self._agent_exists)
         services = Services(settings=s, switchboard=self.switchboard, queue=self.queue,
                             placer=self.placer, active=self.active, speak=self.speak,
                             tools=self.tools, schedules=self.schedules, keys=self.keys,
                             faults=self.faults, webhooks=self.webhooks, knowledge=self.knowledge,
                             registry=self.registry, texts=self.texts, models=self.models,
-                            metrics=self.metrics)
+                            metrics=self.metrics, agents=self.agents, engine=self.engine,
+                            threads=self.threads)
         self.app = build_app(services)
         self.metrics.watch(
             lambda: {**self.queue.status(), "xruns": self.switchboard.bridge.xruns,
@@ -215,10 +258,26 @@ class Daemon:
         return ModelService(s.model_api, self.gates, self.metrics, llm_name, loader,
                             s.llm.context, self.transcriber, self.synthesizer)
 
+    def _summarise(self, messages: list[dict[str, str]]) -> str:
+        """The local model's short answer (an agent's call outcome), with a call's priority."""
+        if self.models.llm_name is None:
+            return ""
+        with self.gates.call("llm"):
+            pieces = self.models.completer.stream(messages, SUMMARY_TOKENS, 0.0)
+            return "".join(piece for piece in pieces if isinstance(piece, str))
+
+    def _agent_exists(self, agent_id: str) -> bool:
+        return any(agent.id == agent_id for agent in self.agents.list())
+
+    def _call_active(self, call_id: str) -> bool:
+        record = self.queue.get(call_id)
+        return record is not None and not record.final
+
     def _call_finished(self, record: CallRecord) -> None:
         # Each part on its own: one failing must not cost the other (nor the caller's thread).
-        for part in (self._count_call, self._send_call_webhook, self._publish_call,
-                     self.schedules.call_finished):
+        # The call's thread first: a webhook's receiver may read it at once.
+        for part in (self._count_call, self.call_threads.finished, self._send_call_webhook,
+                     self._publish_call, self.schedules.call_finished):
             try:
                 part(record)
             except Exception:
@@ -299,6 +358,7 @@ class Daemon:
         self.registry_store.close()
         self.texts_store.close()
         self.schedules_store.close()
+        self.agents.close()
 
     def run_until_signalled(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):

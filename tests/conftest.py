@@ -170,7 +170,8 @@ class RunningDaemon:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None  # a 204 has no body
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 

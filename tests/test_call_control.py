@@ -107,7 +107,7 @@ def test_control_a_live_call_then_hang_up(start_daemon, phone, synthesizer):
     status, body = daemon.request("POST", f"/v1/calls/{call_id}/dtmf", {"digits": "1x"})
     assert status == 400 and "digits" in body["detail"], body
     status, body = daemon.request("POST", "/v1/calls", {"to": "phone", "agent_id": "a1"})
-    assert status == 400 and "agents are not available yet" in body["detail"], body
+    assert status == 404 and "'a1'" in body["detail"], body
     status, body = daemon.request("GET", "/v1/calls")
     assert status == 200 and body[0]["call_id"] == call_id
 

@@ -131,7 +131,7 @@ def test_table_life(client: Client) -> None:
     assert [h["score"] for h in hits] == sorted((h["score" ] for h in hits), reverse=True)
     status, hits = client.send("POST", "/v1/knowledge/clinic/query",
                                {"query": "where do I leave my car", "limit": 1,
-                                "min_score": 0.3})
+                                "min_score": 0.25})  # ~0.29; the other rows < 0.1
     assert status == 200 and [h["id"] for h in hits] == [ids[2]]
 
     status, page = client.send("GET", "/v1/knowledge/clinic/rows?offset=1&limit=1")

@@ -43,7 +43,7 @@ def test_answered_call_speaks_the_message(start_daemon, phone, webhook, synthesi
     assert status == 200
     assert set(record) == {"call_id", "status", "queued_at", "started_at", "completed_at",
                            "duration_seconds", "choice_response", "choice_raw_text", "error",
-                           "direction", "extension", "transcript"}
+                           "direction", "extension", "transcript", "thread_id"}
     assert record["status"] == "completed"
     assert record["queued_at"] <= record["started_at"] <= record["completed_at"]
     assert record["queued_at"].endswith("Z")

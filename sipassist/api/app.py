@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from . import (asr, call_control, calls, health, key_routes, knowledge, llms, metrics,
-               openai_compat, openapi, schedule, speak, texts, tools, tts, webhooks)
+from . import (agent_calls, agents, asr, call_control, calls, health, key_routes, knowledge,
+               llms, metrics, openai_compat, openapi, schedule, speak, texts, threads, tools,
+               tts, webhooks)
 from .gate import Gate
 from .keys import KeyStore
 from .routing import Api
@@ -31,7 +32,10 @@ def build_api(services: Services) -> Api:
     schedule.install(api, services)
     webhooks.install(api, services)
     knowledge.install(api, services)
+    agents.install(api, services)
     texts.install(api, services)
+    threads.install(api, services)
+    agent_calls.install(api, services)
     key_routes.install(api, keys_of(services))
     if services.models is not None:
         for module in (llms, asr, tts, openai_compat):

@@ -17,6 +17,7 @@ from ..calls.session import CallSession, Transfer
 from ..calls.targets import TargetError, dial_uri
 from ..telephony.ctrl import CtrlError
 from ..voice.audio_files import AudioError, decode_at
+from .agent_calls import place_agent_call
 from .calls import CHOICE_SCHEMA, CallbackUrl, CallsQuery, CallStatus, RingTimeout, _call_id, \
     _choice, place
 from .errors import ApiError
@@ -34,7 +35,8 @@ class NewCall(RequestModel):
     to: Text(required=True, max_length=512, strip=False,
              description="Phone number, SIP extension or sip: URI")
     message: Text(description="Message to speak once answered") = None
-    agent_id: Text(max_length=64, description="Agent to hold the call (not available yet)") = None
+    agent_id: Text(max_length=64, description="Agent to hold the call: it converses toward "
+                   "`message` as its goal (as POST /v1/agents/{id}/outbound-call)") = None
     choice: Annotated[Any, BeforeValidator(_choice),
                       WithJsonSchema({"anyOf": [CHOICE_SCHEMA, {"type": "null"}]})] = None
     callback_url: CallbackUrl = None
@@ -134,7 +136,13 @@ def install(api: Api, services: Services) -> None:
         """Queued like POST /call: the call speaks `message` once answered, then asks the
         `choice` question if given. Watch it with GET /v1/calls/{id}."""
         if body.agent_id:
-            raise ApiError(400, "agents are not available yet: send a message instead")
+            if body.choice:
+                raise ApiError(400, "choice is for message calls; an agent's call asks its "
+                                    "own questions: leave choice out")
+            record, position = place_agent_call(services, body.agent_id, body.to, body.message,
+                                                body.callback_url, body.ring_timeout,
+                                                body.call_id)
+            return {**record.to_v1(), "queue_position": position}
         if not body.message:
             raise ApiError(400, "message is required: what to say once the call is answered")
         record, position = place(

@@ -116,6 +116,10 @@ class CallStatus(ResponseModel):
     direction: Literal["inbound", "outbound"] | None = None
     extension: str | None = None
     transcript: list[Any] = Field(default_factory=list)
+    thread_id: str | None = Field(None, description="The call as a conversation: "
+                                                    "GET /v1/threads/{thread_id}")
+    agent_id: str | None = Field(None, description="An agent's call: the agent")
+    outcome: str | None = Field(None, description="An agent's call: how it went, in a line")
 
     model_config = {"json_schema_extra": {"examples": [
         {"call_id": "out-1732945860-1", "status": "completed",
@@ -192,4 +196,8 @@ def install(api: Api, services: Services) -> None:
         record = services.queue.get(call_id)
         if record is None:
             raise ApiError(404, f"Call '{call_id}' not found")
-        return record.to_api()
+        out = record.to_api()
+        if out["thread_id"] is None and services.threads is not None:  # a message call's
+            thread = services.threads.store.for_call(call_id)          # thread comes at its end
+            out["thread_id"] = thread.id if thread else None
+        return out

@@ -171,6 +171,11 @@ class ApiServer:
             return
         server = self._server
         # Close every socket from inside the loop thread; the loop ends when none is left.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        except OSError:
+            # A wake-up byte was already pending (a response being flushed): the loop ran the
+            # close before this one was written, and the pipe it would go to is closed.
+            pass
         self._thread.join(5)
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..agents.engine import AgentEngine
+from ..agents.store import AgentStore
 from ..calls.placing import CallPlacer
 from ..calls.queue import CallQueue
 from ..calls.runner import ActiveCalls, Speak
@@ -14,6 +16,7 @@ from ..knowledge import KnowledgeBase
 from ..metrics import Metrics
 from ..telephony.switchboard import Switchboard
 from ..texts import Texts
+from ..threads.runs import ThreadRuns
 from ..tools.registry import ToolRegistry
 from ..webhook_registry import WebhookRegistry
 from ..webhooks import WebhookSender
@@ -39,3 +42,6 @@ class Services:
     texts: Texts | None = None  # /v1/texts (SIP MESSAGE)
     models: ModelService | None = None  # the box's models as /v1 endpoints
     metrics: Metrics | None = None
+    agents: AgentStore | None = None  # None: no /v1/agents (503)
+    engine: AgentEngine | None = None  # answers for agents (threads use it)
+    threads: ThreadRuns | None = None  # None: no /v1/threads (503)

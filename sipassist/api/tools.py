@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SkipValidation
 
-from ..tools.base import ParameterError, Tool, ToolError, ToolResult
+from ..tools.base import Tool, ToolResult
+from ..tools.registry import ToolRefused
 from .calls import CallbackUrl, RingTimeout, place
 from .errors import ApiError
 from .routing import Api
@@ -102,15 +103,10 @@ def install(api: Api, services: Services) -> None:
         return tool
 
     def run(tool: Tool, params: object) -> ToolResult:
-        if not tool.enabled:
-            reason = getattr(tool, "disabled_reason", "")
-            raise ApiError(409, f"Tool '{tool.name}' is disabled" + (f": {reason}" if reason else ""))
         try:
             return registry.run(tool, params)
-        except ParameterError as exc:
-            raise ApiError(400, str(exc)) from None
-        except ToolError as exc:
-            return ToolResult.failure(str(exc))
+        except ToolRefused as exc:
+            raise ApiError(exc.status, str(exc)) from None
 
     @api.get("/tools", summary="List all available tools", tags=["Tools"],
              response=list[ToolInfo])

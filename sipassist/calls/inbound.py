@@ -1,9 +1,10 @@
 """Calls to the assistant: answer, greet, then listen and answer until the caller is done.
 
-Plain questions (time, weather, sums, timers) go straight to the tools; so do other phrasings
-of them for which the local model picks a tool (voice/routing.py); the rest go to the LLM,
-whose reply is spoken sentence by sentence while the next one is generated. The caller may
-talk over the assistant (barge-in): playback stops and the new question is taken.
+The agent of the line called (agents/) greets the caller and answers each turn through the
+agent engine (agents/engine.py: tools, knowledge, the LLM), sentence by sentence while the
+next one is worked out; this module keeps the voice: listening, endpointing, early ASR, the
+filler, and barge-in (the caller talks over the assistant: playback stops and the new
+question is taken).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
-from ..tools.base import ParameterError, ToolError, ToolResult
-from ..tools.registry import ToolRegistry
+from ..agents.engine import LLM, LLM_FAILED, NO_LLM, Answer, AgentEngine, TurnContext
+from ..agents.model import Agent, default_agent
+from ..tools.registry import NO_CALLBACK, ToolContext, ToolRegistry
 from ..voice.asr import Transcript
 from ..voice.confidence import REASK, Doubt, doubt, transcript_text
-from ..voice.intents import GOODBYE, TOOL, Intent, recognise
+from ..voice.intents import GOODBYE, recognise
 from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
 from ..voice.turn import turn_model
@@ -41,17 +43,11 @@ from .timer_talk import TimerTalk
 
 log = logging.getLogger(__name__)
 
+__all__ = ["LLM_FAILED", "NO_CALLBACK", "NO_LLM", "Dialogue", "InboundCalls"]
+
 FAREWELL = "Goodbye!"
 STILL_THERE = "Are you still there?"
-NO_LLM = ("Sorry, I can only help with the time, the weather, sums, timers and reminders "
-          "right now.")
-LLM_FAILED = "Sorry, I can't answer that right now."
-NO_CALLBACK = "Sorry, I can't call you back on this line."
 ANSWER_TIMEOUT = 5.0  # seconds from accept to an established call
-# Answered ahead of the endpoint: no side effects, and the same answer a moment later
-# (the weather station's next reading may differ, so WEATHER is not among them).
-PREPARED_TOOLS = frozenset({"DATETIME", "CALC"})
-HISTORY_TURNS = 6  # past exchanges kept for the LLM (the prompt must stay short)
 
 Speak = Callable[[str], np.ndarray]
 Transcribe = Callable[[np.ndarray, int], "str | Transcript"]  # details judge confidence
@@ -74,7 +70,8 @@ class InboundCalls:
     def __init__(self, switchboard: Switchboard, queue: CallQueue, tools: ToolRegistry,
                  speak: Speak, transcribe: Transcribe, chat: Chat | None, settings: Settings,
                  active: ActiveCalls, on_finished: Callable[[CallRecord], None],
-                 router: ToolRouter | None = None) -> None:
+                 router: ToolRouter | None = None, engine: AgentEngine | None = None,
+                 agent_for_line: Callable[[str | None], Agent] | None = None) -> None:
         self.switchboard = switchboard
         self.queue = queue
         self.tools = tools
@@ -91,6 +88,10 @@ class InboundCalls:
         self.on_turn: Callable[[str, dict], None] | None = None  # (call_id, turn): metrics
         self.barge_in_settings = replace(settings.listening,
                                          start_frames=settings.conversation.barge_in_frames)
+        self.engine = engine or AgentEngine(tools, chat, router)
+        # The agent that answers a call to a line (None: the line is not known).
+        self.agent_for_line = agent_for_line or (
+            lambda line: default_agent(settings, tools.names))
 
     # -- call handling ------------------------------------------------------------------------
 
@@ -148,7 +149,10 @@ class InboundCalls:
             raise
         session = CallSession(record.call_id, call, audio)
         self.active.add(session)
-        dialogue = Dialogue(self, session, record)
+        dialogue = Dialogue(self, session, record, self.agent_for_line(call.called))
+        log.info("agent %s answers (line %s)", dialogue.agent.id, call.called or "unknown",
+                 extra={"CALL_ID": record.call_id})
+        self.queue.update(record.call_id, agent_id=dialogue.agent.id)  # its thread's agent
         # Call-backs ring the caller's own extension on our domain, never the From's host.
         dialogue.callback = self.switchboard.trust.callback_extension(call.uri, call.source)
         lost = None
@@ -167,8 +171,10 @@ class InboundCalls:
 class Dialogue:
     """One conversation: turns, history and the transcript."""
 
-    def __init__(self, calls: InboundCalls, session: CallSession, record: CallRecord) -> None:
+    def __init__(self, calls: InboundCalls, session: CallSession, record: CallRecord,
+                 agent: Agent | None = None) -> None:
         self.calls = calls
+        self.agent = agent or calls.agent_for_line(None)
         self.session = session
         self.record = record
         self.transcript: list[dict] = []
@@ -183,11 +189,12 @@ class Dialogue:
         self.early_asr = (pause, self.transcribe_early) if pause else None
         self.timers = TimerTalk(lambda schedule_id: calls.tools.get("SET_TIMER").scheduler
                                 .cancel(schedule_id))  # "no, three minutes" after a timer
-        self.tool_result: ToolResult | None = None  # of the last run_tool
+        self.last_answer: Answer | None = None  # what the engine did for the last turn
 
     def run(self) -> None:
         calls = self.calls
-        pending = self.say([calls.conversation.greeting])
+        persona = self.agent.persona
+        pending = self.say([persona.greeting])
         asked_still_there = False
         while time.monotonic() < self.deadline:
             heard = self.session.listen(calls.settings.listening, calls.rate,
@@ -196,7 +203,7 @@ class Dialogue:
             pending = None
             if heard is None:
                 if asked_still_there:
-                    self.say([FAREWELL], interruptible=False)
+                    self.say([persona.farewell], interruptible=False)
                     return
                 asked_still_there = True
                 pending = self.say([STILL_THERE])
@@ -209,21 +216,22 @@ class Dialogue:
                 continue
             started = time.monotonic()
             if recognise_goodbye(text):
-                self.say([FAREWELL], interruptible=False)
+                self.say([persona.farewell], interruptible=False)
                 return
             if self.doubt is not None:  # a garbled question is never answered
                 pending = self.say([REASK])
                 continue
             answer = self.answer(text)
-            if calls.conversation.filler_after_seconds > 0:
+            if calls.conversation.filler_after_seconds > 0 and persona.filler:
                 answer = WithFiller(answer, calls.conversation.filler_after_seconds,
-                                    calls.conversation.filler)
+                                    persona.filler)
             try:
                 pending = self.say(answer, started=started)
             finally:
                 if isinstance(answer, WithFiller):
                     answer.close()
-        self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
+        self.say(["Sorry, this call has reached its time limit.", persona.farewell],
+                 interruptible=False)
 
     def transcribe_early(self, so_far: Utterance) -> str:
         """The caller paused: transcribe now, while the endpointer makes sure they are done.
@@ -241,12 +249,9 @@ class Dialogue:
     def prepare(self, text: str) -> None:
         """Synthesise the answer to a plain question that has no side effects now, while
         the endpointer still waits: at the endpoint Piper's cache already holds it."""
-        intent = recognise(text)
-        if intent is None or intent.kind != TOOL or intent.tool not in PREPARED_TOOLS:
-            return
-        tool = self.calls.tools.get(intent.tool)
-        if tool is not None and tool.enabled:
-            self.calls.speak(self.run_tool(tool, intent.args))
+        spoken = self.calls.engine.prepared(self.agent, text)
+        if spoken is not None:
+            self.calls.speak(spoken)
 
     def hear(self, utterance: Utterance) -> str:
         early, self._early = self._early, None
@@ -271,61 +276,21 @@ class Dialogue:
         return text
 
     def answer(self, text: str) -> Iterator[str]:
-        """The sentences that answer `text`, worked out as they are spoken: a tool the rules
-        or the model pick, else the model's reply. Sets answer_tool for the transcript."""
-        intent = self.timers.correction(text) or recognise(text)
-        if intent is None and self.calls.router is not None:
-            intent = self.route(text)
-        if intent is not None:
-            tool = self.calls.tools.get(intent.tool)
-            if tool is not None and tool.enabled:
-                self.answer_tool = tool.name
-                self.tool_result = None
-                spoken = self.run_tool(tool, intent.args)
-                yield self.timers.settle(intent, self.tool_result, spoken)
-                return
-        if self.calls.chat is None:
-            yield NO_LLM
-            return
-        self.history.append({"role": "user", "content": text})
-        yield from self.chat_reply()
-
-    def route(self, text: str) -> Intent | None:
+        """The sentences that answer `text`, from the agent engine, worked out as they are
+        spoken. Sets answer_tool for the transcript; the model's exchanges are history."""
+        context = TurnContext(
+            tools=ToolContext(conversation=True, caller=self.callback), timers=self.timers,
+            log_fields={"CALL_ID": self.record.call_id})
+        answer = self.last_answer = self.calls.engine.answer(self.agent, self.history, text,
+                                                             context)
         try:
-            return self.calls.router.route(text, self.calls.tools)
-        except Exception:  # the model's answer can still serve
-            log.exception("tool routing failed", extra={"CALL_ID": self.record.call_id})
-            return None
-
-    def run_tool(self, tool, args: dict) -> str:
-        if tool.name == "SET_TIMER":
-            if self.callback is None:
-                log.warning("no call-back to %s (source %s): not an extension on the "
-                            "registrar or dial domain (sip.trust)", self.record.dial_uri,
-                            self.session.call.source or "unknown",
-                            extra={"CALL_ID": self.record.call_id})
-                return NO_CALLBACK
-            args = {**args, "extension": self.callback}
-        try:
-            result = self.calls.tools.run(tool, args)
-        except (ParameterError, ToolError) as exc:
-            return f"Sorry, {exc}."
-        self.tool_result = result
-        return result.message
-
-    def chat_reply(self) -> Iterator[str]:
-        spoken = []
-        try:
-            for sentence in self.calls.chat.reply(self.history[-2 * HISTORY_TURNS:]):
-                spoken.append(sentence)
+            for sentence in answer:
+                self.answer_tool = answer.report.tool
                 yield sentence
-        except Exception:
-            log.exception("the language model failed", extra={"CALL_ID": self.record.call_id})
-            if not spoken:
-                spoken.append(LLM_FAILED)
-                yield LLM_FAILED
         finally:  # also when the caller cut the reply short: what was said is history
-            self.history.append({"role": "assistant", "content": " ".join(spoken)})
+            if answer.report.source == LLM:
+                self.history += [{"role": "user", "content": text},
+                                 {"role": "assistant", "content": answer.report.text}]
 
     def say(self, sentences: Iterable[str], interruptible: bool = True,
             started: float | None = None) -> Endpointer | None:

@@ -59,6 +59,10 @@ class CallRecord:
     transcript: tuple[dict[str, Any], ...] = ()
     hangup_by: str | None = None  # "api" when ended by PUT /v1/calls/{id}/hangup
     transferred_to: str | None = None  # the SIP URI of a transfer (PUT /v1/calls/{id}/route)
+    thread_id: str | None = None  # the call as a conversation (GET /v1/threads/{id})
+    agent_id: str | None = None  # an agent's call (POST /v1/agents/{id}/outbound-call)
+    goal: str | None = None  # what an agent's call is for (its "instructions")
+    outcome: str | None = None  # an agent's call: one line on how it went
 
     @property
     def final(self) -> bool:
@@ -70,6 +74,24 @@ class CallRecord:
         if start is None or end is None:
             return None
         return round((end - start).total_seconds(), 1)
+
+    @property
+    def agent_call(self) -> bool:
+        """Placed by an agent (POST /v1/agents/{id}/outbound-call): it converses."""
+        return self.direction == "outbound" and self.agent_id is not None
+
+    @property
+    def agent_outcome(self) -> str | None:
+        """The agent's one line on its call; a call not answered says why."""
+        if self.outcome or not self.final:
+            return self.outcome
+        if self.status == NO_ANSWER:
+            return "Not reached: no answer."
+        if self.status == BUSY:
+            return "Not reached: the line was busy or declined the call."
+        if self.status == FAILED:
+            return f"Not reached: the call failed ({self.error or 'unknown error'})."
+        return None
 
     def evolve(self, **changes: Any) -> CallRecord:
         return dataclasses.replace(self, **changes)
@@ -103,6 +125,9 @@ class CallRecord:
             "direction": self.direction,
             "extension": self.extension,
             "transcript": list(self.transcript),
+            "thread_id": self.thread_id,
+            **({"agent_id": self.agent_id} if self.agent_id else {}),
+            **({"outcome": self.agent_outcome} if self.agent_call else {}),
         }
 
     def to_v1(self) -> dict[str, Any]:
@@ -121,6 +146,10 @@ class CallRecord:
             "choice_response": self.choice_response,
             "choice_raw_text": self.choice_raw_text,
             "error": self.error,
+            # An agent's call also says what was said and how it went.
+            **({"agent_id": self.agent_id, "outcome": self.agent_outcome,
+                "transcript": list(self.transcript), "thread_id": self.thread_id}
+               if self.agent_call else {}),
         }
 
 

@@ -17,13 +17,15 @@ class CallPlacer:
 
     def place(self, *, extension: str, message: str, callback_url: str | None = None,
               ring_timeout: int | None = None, call_id: str = "",
-              choice: dict[str, Any] | None = None) -> tuple[CallRecord, int | None]:
-        """Queue a call; raises TargetError, DuplicateCallId or QueueFull."""
+              choice: dict[str, Any] | None = None, agent_id: str | None = None,
+              goal: str | None = None) -> tuple[CallRecord, int | None]:
+        """Queue a call; raises TargetError, DuplicateCallId or QueueFull. With `agent_id`
+        the agent converses toward `goal` instead of saying `message`."""
         record = CallRecord(
             call_id=call_id, extension=extension,
             dial_uri=dial_uri(extension, self.settings.sip.dial_host), message=message, seq=0,
             callback_url=callback_url,
             ring_timeout=ring_timeout or self.settings.calls.default_ring_timeout,
-            choice=choice,
+            choice=choice, agent_id=agent_id, goal=goal,
         )
         return self.queue.submit(record)

@@ -99,12 +99,16 @@ class CallRunner:
         self.endpointing = endpointing
         self.sample_rate = sample_rate
         self.active = active
+        # An agent's call converses once answered: (record, session, update) -> None
+        # (calls/agent_calls.py; the daemon wires it).
+        self.converse: Callable[[CallRecord, CallSession, Callable[..., CallRecord]],
+                                None] | None = None
 
     def run(self, record: CallRecord, update: Callable[..., CallRecord]) -> CallRecord:
         log_extra = {"CALL_ID": record.call_id, "EXTENSION": record.extension}
         # Synthesise first, so the person who answers does not wait in silence.
         try:
-            speech = self.speak(record.message)
+            speech = None if record.agent_call else self.speak(record.message)
         except Exception as exc:
             log.exception("speech synthesis failed", extra=log_extra)
             return update(status=FAILED, completed_at=iso(utc_now()),
@@ -151,7 +155,7 @@ class CallRunner:
             return BUSY, None
         return FAILED, f"call failed: {reason}"
 
-    def _answered(self, record: CallRecord, call: PhoneCall, speech: np.ndarray,
+    def _answered(self, record: CallRecord, call: PhoneCall, speech: np.ndarray | None,
                   update: Callable[..., CallRecord]) -> CallRecord:
         try:
             audio = self.switchboard.bridge.attach()
@@ -161,12 +165,17 @@ class CallRunner:
         session = CallSession(record.call_id, call, audio)
         # The message is queued before the call is offered to /speak, so nothing jumps ahead.
         session.enqueue(self._silence(LEAD_IN_SECONDS))
-        message = session.enqueue(speech)
+        message = session.enqueue(speech) if speech is not None else None
         self.active.add(session)
         error = None
         try:
-            session.wait_played(message)
-            record = update(message_played=True)
+            if message is None:  # an agent's call: it converses
+                if self.converse is None:
+                    raise CallEnded("agent calls are not wired on this box", lost=True)
+                self.converse(record, session, update)
+            else:
+                session.wait_played(message)
+                record = update(message_played=True)
             if record.choice:
                 response, raw_text = self._collect_choice(session,
                                                           ChoiceSpec.from_document(record.choice))

@@ -24,6 +24,7 @@ from ..config import KnowledgeSettings
 from . import storage
 from .embedding import DIMENSION, Embedder
 from .errors import AlreadyExists, InvalidInput, LimitExceeded, NotFound
+from .questions import QuestionShaper
 from .storage import Row, Table
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class KnowledgeBase:
         self.embedder = embedder
         self.limits = limits
         self._lock = threading.Lock()  # one writer at a time; searches need none
+        self._questions = QuestionShaper(embedder.embed)
         self._tables = storage.load_all(self.directory, embedder.name, DIMENSION,
                                         embedder.embed)
         if self._tables:
@@ -219,7 +221,7 @@ class KnowledgeBase:
         chosen = [table for table in chosen if table.rows]
         if not chosen:
             return []
-        vector = self.embedder.embed([query.strip()])[0]
+        vector = self._questions.shape(self.embedder.embed([query.strip()])[0])
         hits: list[Hit] = []
         for table in chosen:
             # Not `vectors @ vector`: OpenBLAS runs that matrix-vector product on all its threads

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import JACK_BARESIP_CLIENT, AudioSettings, SipSettings
@@ -11,19 +12,36 @@ MODULE_PATH = "/usr/lib/baresip/modules"
 CTRL_HOST = "127.0.0.1"  # ctrl_tcp has no authentication: loopback only
 
 
-def account_line(sip: SipSettings) -> str:
-    """The one UA line: direct SIP (no registration) or registered with digest credentials."""
+def main_user(sip: SipSettings) -> str:
+    """The user part of the box's own account (its line when no agent has others)."""
+    return (sip.registrar.username or sip.user) if sip.registrar else sip.user
+
+
+def line_aor(sip: SipSettings, user: str) -> str:
+    """The address of record of the account for `user`: on the registrar's domain, or here."""
+    if sip.registrar:
+        return f"sip:{user}@{sip.registrar.domain}"
+    host = sip.interface or (sip.listen_host if sip.listen_host != "0.0.0.0" else "localhost")
+    return f"sip:{user}@{host}:{sip.listen_port}"
+
+
+def account_line(sip: SipSettings, user: str | None = None) -> str:
+    """A UA line: direct SIP (no registration) or registered with digest credentials.
+
+    baresip 1.0 answers 404 to an INVITE whose user no account has, so each agent's line is
+    an account of its own (`user`), registered with the box's credentials when there is a
+    registrar; CALL_INCOMING's `accountaor` then names the line called (measured).
+    """
     reg = sip.registrar
     if reg:
-        aor = f"sip:{reg.username or sip.user}@{reg.domain}"
+        aor = line_aor(sip, user or main_user(sip))
         params = [f"regint={reg.register_interval}"]
         if reg.username:
             params.append(f"auth_user={reg.username}")
         if reg.password:
             params.append(f"auth_pass={reg.password}")
     else:
-        host = sip.interface or (sip.listen_host if sip.listen_host != "0.0.0.0" else "localhost")
-        aor = f"sip:{sip.user}@{host}:{sip.listen_port}"
+        aor = line_aor(sip, user or sip.user)
         params = ["regint=0"]
     params.append("answermode=manual")
     display = f'"{sip.display_name}" ' if sip.display_name else ""
@@ -69,14 +87,21 @@ def config_text(sip: SipSettings, audio: AudioSettings, max_calls: int = 4) -> s
 
 
 def write_config(directory: Path, sip: SipSettings, audio: AudioSettings,
-                 max_calls: int = 4) -> None:
-    """Write config and accounts; accounts may hold a password, so only the owner reads it."""
+                 max_calls: int = 4, lines: Iterable[str] = ()) -> None:
+    """Write config and accounts (the box's, then one per agent line)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config").write_text(config_text(sip, audio, max_calls))
+    write_accounts(directory, sip, lines)
+
+
+def write_accounts(directory: Path, sip: SipSettings, lines: Iterable[str] = ()) -> None:
+    """Accounts may hold a password, so only the owner reads the file."""
     accounts = directory / "accounts"
     fd = os.open(accounts, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(account_line(sip) + "\n")
+        for line in sorted(lines):
+            handle.write(account_line(sip, line) + "\n")
 
 
 def argv(directory: Path, sip_trace: bool = False) -> list[str]:

@@ -54,6 +54,12 @@ _LINE = re.compile(r"\[line (\d+)\]")
 _CALLSTAT_ID = re.compile(r"\bid=(\S+)")
 
 
+def line_user(aor: str) -> str:
+    """"reception" from an account's "sip:reception@192.168.1.2:5060" (or "<sip:...>")."""
+    user = aor.strip("<>").split(":", 1)[-1].split("@", 1)[0]
+    return user.lower() if "@" in aor else ""
+
+
 def _found(result: CommandResult, call_id: str) -> bool:
     """Did `callfind` make `call_id` the current call? (It answers ok either way.)"""
     return result.ok and result.data.strip() == f"setting current call: {call_id}"
@@ -83,6 +89,7 @@ class PhoneCall:
         self.direction = direction
         self.baresip_id = baresip_id
         self.source = ""  # "ip:port" an incoming call's INVITE came from (not its From)
+        self.called = ""  # the line an incoming call is for: a SIP user or extension
         self.refused = False  # turned away by the trust rules
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
@@ -152,13 +159,16 @@ class Switchboard:
         # Set by the daemon: runs (on its own thread) for each incoming call.
         self.on_incoming: Callable[[PhoneCall], None] | None = None
         self._monitor: threading.Thread | None = None
+        self._lines: set[str] = set()  # agents' lines: a baresip account each (set_lines)
+        self.registered_lines: set[str] = set()  # those the registrar took, if there is one
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start jackd and baresip; TelephonyStartError (with jackd's reason) if jackd fails."""
         baresip.write_config(self.settings.baresip_dir, self.settings.sip, self.settings.audio,
-                             max_calls=self.settings.queue.max_concurrent + EXTRA_CALL_SLOTS)
+                             max_calls=self.settings.queue.max_concurrent + EXTRA_CALL_SLOTS,
+                             lines=self._lines)
         # An earlier run killed with SIGKILL may have left baresip (holding the SIP and ctrl
         # ports) and jackd (holding the server name) running: stop them, baresip first.
         self.baresip.stop_leftovers()
@@ -253,6 +263,32 @@ class Switchboard:
     def active_calls(self) -> int:
         with self._calls_lock:
             return len(self._calls) + len(self._unbound)
+
+    def set_lines(self, lines: set[str]) -> None:
+        """Answer calls to these SIP users / extensions too (the agents' lines): a baresip
+        account each, added and removed at run time (ctrl `uanew`/`uadel`) and written to
+        the accounts file, so a restarted baresip has them."""
+        sip = self.settings.sip
+        wanted = {line for line in lines if line != baresip.main_user(sip).lower()}
+        with self._command_lock:
+            added, removed = wanted - self._lines, self._lines - wanted
+            self._lines = wanted
+            self.registered_lines -= removed
+            if self.settings.baresip_dir.exists():
+                baresip.write_accounts(self.settings.baresip_dir, sip, wanted)
+            ctrl = self._ctrl
+            if ctrl is None or not (added or removed):
+                return  # baresip reads the file when it starts
+            commands = [("uanew", baresip.account_line(sip, line)) for line in sorted(added)]
+            commands += [("uadel", baresip.line_aor(sip, line)) for line in sorted(removed)]
+            for name, params in commands:
+                try:
+                    result = ctrl.command(name, params)
+                except CtrlError as exc:  # the file has it: a restarted baresip will too
+                    log.warning("baresip %s %s failed: %s", name, params.split(";")[0], exc)
+                    continue
+                log.info("baresip %s %s: %s", name, params.split(";")[0],
+                         "ok" if result.ok else result.data.strip())
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -406,10 +442,16 @@ class Switchboard:
             return
         assert isinstance(message, BaresipEvent)
         event = message
-        if event.type == REGISTER_OK:
+        line = line_user(event.account)
+        if event.type == REGISTER_OK and line != baresip.main_user(self.settings.sip).lower():
+            self.registered_lines.add(line)  # an agent's line (set_lines)
+        elif event.type == REGISTER_OK:
             if not self._registered:
                 log.info("registered with %s", event.account)
             self._registered = True
+        elif event.type == REGISTER_FAIL and line in self._lines:
+            log.warning("registration failed for line %s: %s", event.account, event.param)
+            self.registered_lines.discard(line)
         elif event.type == REGISTER_FAIL:
             log.warning("registration failed for %s: %s", event.account, event.param)
             self._registered = False
@@ -430,6 +472,7 @@ class Switchboard:
     def _incoming(self, event: BaresipEvent) -> None:
         """Runs on the reader thread: note the call, leave the checks to the gate thread."""
         call = PhoneCall(event.peer_uri, "incoming", event.call_id)
+        call.called = line_user(event.account)  # the account (line) the INVITE was for
         with self._calls_lock:
             self._turned_away[event.call_id] = call
         self._gate.put(call)
@@ -631,12 +674,34 @@ class Switchboard:
                     return
             else:
                 log.info("connected to baresip ctrl_tcp")
+            if self.settings.sip.registrar:
+                self._note_registrations(ctrl)
             self._ctrl = ctrl
             self._ctrl_baresip_pid = pid
             self.baresip.mark_healthy()
         if not self._ready.is_set():
             self._ready.set()
             log.info("switchboard ready")
+
+    def _note_registrations(self, ctrl: CtrlConnection) -> None:
+        """The registrations baresip made before the link was up (their REGISTER_OK went
+        to no one): `reginfo` lists each account with OK once registered."""
+        try:
+            result = ctrl.command("reginfo", timeout=2)
+        except CtrlError as exc:
+            log.warning("cannot read baresip's registrations: %s", exc)
+            return
+        main = baresip.main_user(self.settings.sip).lower()
+        for row in result.data.splitlines():
+            row = re.sub(r"\x1b\[[0-9;]*m", "", row)  # "OK" is coloured
+            found = re.search(r"(sips?:\S+@\S+)\s+OK\b", row)
+            if not found:
+                continue
+            line = line_user(found.group(1))
+            if line == main:
+                self._registered = True
+            elif line in self._lines:
+                self.registered_lines.add(line)
 
     def _close_ctrl(self) -> None:
         ctrl, self._ctrl = self._ctrl, None

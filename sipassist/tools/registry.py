@@ -1,10 +1,59 @@
-"""The tool registry: tools by name, described as GET /tools shows them."""
+"""The tool registry: tools by name, described as GET /tools shows them, and the one way a tool
+runs (a call, a text, the API, a schedule, an agent): `run`.
+
+`run` checks that the tool is enabled, fills in what the context gives (on a call, the caller to
+ring back), checks the parameters, then executes. Refusals are ToolRefused with an HTTP status
+and the words a caller hears (`spoken`); a tool's own failure (ToolError) is a failed
+ToolResult, so every path says the same thing for the same fault.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from .base import Tool, ToolResult, check_params
+from .base import ParameterError, Tool, ToolError, ToolResult, check_params
+
+NO_CALLBACK = "Sorry, I can't call you back on this line."
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Who a tool runs for. `conversation`: a caller on the phone or a text, for whom a tool's
+    `caller_parameter` (SET_TIMER's extension) is filled in with `caller`; None there means the
+    caller cannot be rung back ([sip.trust])."""
+
+    conversation: bool = False
+    caller: str | None = None
+
+
+API = ToolContext()  # the API and schedules: every parameter is given
+
+
+class ToolRefused(Exception):
+    """The tool was not run; the message says why (for the API), `spoken` for a caller."""
+
+    status = 400
+
+    @property
+    def spoken(self) -> str:
+        return f"Sorry, {self}."
+
+
+class ToolDisabled(ToolRefused):
+    status = 409
+
+
+class ParametersRefused(ToolRefused, ParameterError):
+    status = 400
+
+
+class NoCallback(ToolRefused):
+    status = 403
+
+    @property
+    def spoken(self) -> str:
+        return NO_CALLBACK
 
 
 class ToolRegistry:
@@ -33,6 +82,30 @@ class ToolRegistry:
             "enabled": tool.enabled,
         }
 
-    def run(self, tool: Tool, params: object) -> ToolResult:
-        """Check params (ParameterError on bad ones), then execute."""
-        return tool.execute(check_params(tool, params))
+    def run(self, tool: Tool | str, params: object,
+            context: ToolContext = API) -> ToolResult:
+        """Run `tool` for `context`: ToolRefused when it may not run (disabled, bad
+        parameters, no call-back), else its result (a ToolError becomes a failed result)."""
+        if isinstance(tool, str):
+            found = self.get(tool)
+            if found is None:
+                raise ToolRefused(f"there is no tool {tool!r} (tools: {', '.join(self.names)})")
+            tool = found
+        if not tool.enabled:
+            reason = getattr(tool, "disabled_reason", "")
+            raise ToolDisabled(f"Tool '{tool.name}' is disabled" + (f": {reason}" if reason
+                                                                     else ""))
+        filled = getattr(tool, "caller_parameter", None)
+        if context.conversation and filled:
+            if context.caller is None:
+                raise NoCallback(f"{tool.name} cannot call this caller back: not an extension "
+                                 "on the registrar or dial domain (sip.trust)")
+            params = {**(params if isinstance(params, dict) else {}), filled: context.caller}
+        try:
+            checked = check_params(tool, params)
+            try:
+                return tool.execute(checked)
+            except ToolError as exc:
+                return ToolResult.failure(str(exc), f"Sorry, {exc}.")
+        except ParameterError as exc:
+            raise ParametersRefused(str(exc)) from None

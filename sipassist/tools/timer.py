@@ -52,6 +52,8 @@ class TimerTool:
         Parameter("extension", "string", False, "who to call; the caller on a phone call"),
     )
     enabled = True
+    # On a call or a text, the caller is rung back: ToolRegistry.run fills it in.
+    caller_parameter = "extension"
 
     def __init__(self, scheduler: Scheduler, default_timezone: str,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:

@@ -19,8 +19,10 @@ class GatedChat:
     def __init__(self, chat: Chat, gates: ModelGates) -> None:
         self.chat, self.gates = chat, gates
 
-    def reply(self, history):
-        return self.gates.call_stream("llm", self.chat.reply(history))
+    def reply(self, history, system=None):
+        replies = self.chat.reply(history) if system is None else \
+            self.chat.reply(history, system=system)
+        return self.gates.call_stream("llm", replies)
 
 
 class GatedRouter:

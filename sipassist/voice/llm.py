@@ -30,7 +30,8 @@ Message = dict[str, str]
 
 
 class Chat(Protocol):
-    def reply(self, history: list[Message]) -> Iterator[str]: ...
+    # `system` replaces SYSTEM_PROMPT (an agent's instructions); None keeps it.
+    def reply(self, history: list[Message], system: str | None = None) -> Iterator[str]: ...
 
 
 def sentences(pieces: Iterable[str]) -> Iterator[str]:
@@ -105,8 +106,8 @@ class LocalChat:
         # Evaluate the system prompt now, so the first caller does not wait for it.
         list(self.reply([{"role": "user", "content": "Hi"}]))
 
-    def reply(self, history: list[Message]) -> Iterator[str]:
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, *history]
+    def reply(self, history: list[Message], system: str | None = None) -> Iterator[str]:
+        messages = [{"role": "system", "content": system or SYSTEM_PROMPT}, *history]
         with self._lock:
             stream = self._llm.create_chat_completion(
                 messages=messages, stream=True, max_tokens=self.max_tokens, temperature=0.3)
@@ -125,11 +126,11 @@ class RemoteChat:
         self.timeout = timeout
         self.max_tokens = max_tokens
 
-    def reply(self, history: list[Message]) -> Iterator[str]:
+    def reply(self, history: list[Message], system: str | None = None) -> Iterator[str]:
         body = json.dumps({
             "model": self.model, "stream": True, "max_tokens": self.max_tokens,
             "temperature": 0.3,
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT}, *history],
+            "messages": [{"role": "system", "content": system or SYSTEM_PROMPT}, *history],
         }).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:

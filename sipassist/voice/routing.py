@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 CHAT = "chat"
 MAX_ARG_TOKENS = 48
-# Parameters the call fills in itself; the caller never says them.
-FILLED_BY_CALL = {("SET_TIMER", "extension")}
 # What an utterance must contain before a tool's choice is believed.
 PLAUSIBLE: dict[str, Callable[[str], bool]] = {
     "CALC": has_number,
@@ -61,7 +59,9 @@ EXAMPLES: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
 
 
 def spoken_parameters(tool: Tool) -> list:
-    return [p for p in tool.parameters if (tool.name, p.name) not in FILLED_BY_CALL]
+    """The parameters a caller says; the call fills in the tool's caller_parameter itself."""
+    filled = getattr(tool, "caller_parameter", None)
+    return [p for p in tool.parameters if p.name != filled]
 
 
 def arguments_schema(tool: Tool) -> dict[str, Any]:
