@@ -292,6 +292,11 @@ class CallSettings:
     # Ended calls (with their transcripts) are kept this many days, and at most this many.
     keep_days: float = 30.0
     keep_max: int = 10000
+    # Tell a person from an answering machine when an outbound call is answered
+    # (voice/answering.py): a machine gets the message after its beep.
+    machine_detection: bool = True
+    machine_detection_seconds: float = 4.0  # decided by then, or the message plays ("unknown")
+    machine_beep_seconds: float = 30.0  # after "machine": the longest wait for beep or silence
 
 
 @dataclass(frozen=True)
@@ -570,6 +575,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("calls.keep_days: write more than 0, for example 30")
     if settings.calls.keep_max < 1:
         raise ConfigError("calls.keep_max: write 1 or more, for example 10000")
+    if not 2.0 <= settings.calls.machine_detection_seconds <= 30.0:
+        raise ConfigError("calls.machine_detection_seconds: write 2 to 30, for example 4")
+    if not 0.0 <= settings.calls.machine_beep_seconds <= 120.0:
+        raise ConfigError("calls.machine_beep_seconds: write 0 to 120, for example 30")
     if not 1 <= settings.calls.default_ring_timeout <= settings.calls.max_ring_timeout:
         raise ConfigError("calls.default_ring_timeout: write 1 up to calls.max_ring_timeout")
     knowledge = settings.knowledge

@@ -116,6 +116,9 @@ class CallStatus(ResponseModel):
     direction: Literal["inbound", "outbound"] | None = None
     extension: str | None = None
     transcript: list[Any] = Field(default_factory=list)
+    answered_by: Literal["human", "machine", "unknown"] | None = Field(
+        None, description="Outbound: who answered, told apart as the call was answered "
+                          "([calls] machine_detection)")
 
     model_config = {"json_schema_extra": {"examples": [
         {"call_id": "out-1732945860-1", "status": "completed",

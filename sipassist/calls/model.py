@@ -59,6 +59,7 @@ class CallRecord:
     transcript: tuple[dict[str, Any], ...] = ()
     hangup_by: str | None = None  # "api" when ended by PUT /v1/calls/{id}/hangup
     transferred_to: str | None = None  # the SIP URI of a transfer (PUT /v1/calls/{id}/route)
+    answered_by: str | None = None  # outbound: "human" | "machine" | "unknown" (answering.py)
 
     @property
     def final(self) -> bool:
@@ -103,6 +104,7 @@ class CallRecord:
             "direction": self.direction,
             "extension": self.extension,
             "transcript": list(self.transcript),
+            "answered_by": self.answered_by,
         }
 
     def to_v1(self) -> dict[str, Any]:
@@ -121,6 +123,7 @@ class CallRecord:
             "choice_response": self.choice_response,
             "choice_raw_text": self.choice_raw_text,
             "error": self.error,
+            "answered_by": self.answered_by,
         }
 
 
