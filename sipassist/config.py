@@ -284,6 +284,31 @@ class TextSettings:
 
 
 @dataclass(frozen=True)
+class DirectorySettings:
+    """[directory]: names callers may ask for (TRANSFER, SEND_TEXT), each = an extension, a
+    phone number or a sip: URI. A caller can be put through to, or text, only these."""
+
+    entries: tuple[tuple[str, str], ...] = ()  # (name, target), in the file's order
+
+
+def _directory(table: object) -> DirectorySettings:
+    from .calls.targets import TargetError, dial_uri
+
+    if not isinstance(table, dict):
+        raise ConfigError("directory: must be a [directory] table of name = \"extension\"")
+    entries = []
+    for name, target in table.items():
+        if not isinstance(target, str) or not target.strip():
+            raise ConfigError(f"directory.{name}: write the extension in quotes, e.g. \"100\"")
+        try:
+            dial_uri(target.strip(), "check.invalid")  # the dial-string rules, host aside
+        except TargetError as exc:
+            raise ConfigError(f"directory.{name} = {target!r}: {exc}") from None
+        entries.append((str(name).replace("_", " ").strip(), target.strip()))
+    return DirectorySettings(tuple(entries))
+
+
+@dataclass(frozen=True)
 class CallSettings:
     default_ring_timeout: int = 30
     max_ring_timeout: int = 300
@@ -330,6 +355,7 @@ class Settings:
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
 
     @property
     def calls_db(self) -> Path:
@@ -634,11 +660,11 @@ _SECTIONS = {
 
 def parse(data: dict[str, Any]) -> Settings:
     """Settings from an already-parsed TOML document."""
-    unknown = set(data) - set(_SECTIONS) - {"sip"}
+    unknown = set(data) - set(_SECTIONS) - {"sip", "directory"}
     if unknown:
         raise ConfigError(
             f"[{sorted(unknown)[0]}]: unknown section; sections are "
-            + ", ".join(sorted([*_SECTIONS, "sip"]))
+            + ", ".join(sorted([*_SECTIONS, "sip", "directory"]))
         )
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
@@ -671,7 +697,7 @@ def parse(data: dict[str, Any]) -> Settings:
         if not registrar_table.get("domain"):
             raise ConfigError("sip.registrar.domain: required when [sip.registrar] is present")
         sip = replace(sip, registrar=_build(RegistrarSettings, registrar_table, "sip.registrar."))
-    settings = Settings(sip=sip, **sections)
+    settings = Settings(sip=sip, directory=_directory(data.get("directory", {})), **sections)
     settings = _apply_environment(settings)
     _validate(settings)
     return settings

@@ -32,6 +32,7 @@ from ..voice.llm import Chat
 from ..voice.routing import ToolRouter
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
 from .filler import WithFiller
+from .handover import failed_message, hand_over, transfer_asked
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
 from .queue import CallQueue
 from .runner import ActiveCalls
@@ -222,6 +223,10 @@ class Dialogue:
             finally:
                 if isinstance(answer, WithFiller):
                     answer.close()
+            if asked := transfer_asked(self.tool_result):  # "Putting you through to ..." said
+                self.tool_result = None
+                hand_over(calls.switchboard, self.session, asked[0])  # CallEnded once through
+                pending = self.say([failed_message(asked[1])])
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
 
     def transcribe_early(self, so_far: Utterance) -> None:
@@ -304,6 +309,10 @@ class Dialogue:
                             extra={"CALL_ID": self.record.call_id})
                 return NO_CALLBACK
             args = {**args, "extension": self.callback}
+        elif tool.name == "SEND_TEXT":  # to the caller's own extension only as a call-back
+            args = {**args, "caller": self.callback or ""}
+        elif tool.name == "TRANSFER" and not isinstance(self.session, CallSession):
+            return "Sorry, I can only put a phone call through."
         try:
             result = self.calls.tools.run(tool, args)
         except (ParameterError, ToolError) as exc:
