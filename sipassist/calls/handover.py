@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from ..telephony.ctrl import CtrlError
 from ..telephony.switchboard import Switchboard
 from ..tools.base import ToolResult
@@ -26,10 +28,14 @@ def transfer_asked(result: ToolResult | None) -> tuple[str, str] | None:
     return result.data["transfer_to"], result.data["name"]
 
 
-def hand_over(switchboard: Switchboard, session: CallSession, uri: str) -> Transfer:
-    """REFER the far end to `uri` and wait for the outcome. If the far end follows it, the
-    call closes and session.check() raises CallEnded (the call ends `transferred`); otherwise
-    the Transfer holds the error (the record gets `TRANSFER_FAILED: ...`) and the call goes on."""
+def hand_over(switchboard: Switchboard, session: CallSession, uri: str,
+              pause_seconds: float) -> Transfer:
+    """After `pause_seconds` of silence (what was said last is still on its way to the
+    caller, and a followed REFER closes the call at once), REFER the far end to `uri` and
+    wait for the outcome. If the far end follows it, the call closes and session.check()
+    raises CallEnded (the call ends `transferred`); otherwise the Transfer holds the error
+    (the record gets `TRANSFER_FAILED: ...`) and the call goes on."""
+    session.play(np.zeros(int(pause_seconds * session.audio.sample_rate), np.float32))
     transfer = session.transfer = Transfer(uri)
     try:
         switchboard.transfer(session.call, uri)

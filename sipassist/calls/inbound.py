@@ -225,7 +225,8 @@ class Dialogue:
                     answer.close()
             if asked := transfer_asked(self.tool_result):  # "Putting you through to ..." said
                 self.tool_result = None
-                hand_over(calls.switchboard, self.session, asked[0])  # CallEnded once through
+                hand_over(calls.switchboard, self.session, asked[0],  # CallEnded once through
+                          calls.settings.calls.hangup_pause_seconds)
                 pending = self.say([failed_message(asked[1])])
         self.say(["Sorry, this call has reached its time limit.", FAREWELL], interruptible=False)
 

@@ -173,7 +173,8 @@ _DATE = re.compile(
 # "Put me through to reception", "can I speak to sales": TRANSFER to the rest (the directory
 # matches it loosely); at most a few words, so "I'd like to talk to you about ..." is not one.
 _TRANSFER = re.compile(
-    r"\b(?:put me (?:through|on|over)|transfer me|connect me|patch me through|"
+    r"\b(?:put me (?:through|on|over|across)|put me(?= to )|transfer me|connect me|"
+    r"patch me through|"
     r"(?:can|could|may) i (?:speak|talk)|i(?:'d| would) like to (?:speak|talk)|"
     r"i (?:want|need) to (?:speak|talk)|let me (?:speak|talk)|"
     r"(?:can|could) you (?:put me through|transfer me|connect me))"
