@@ -41,6 +41,9 @@ def test_what_is_not_in_the_directory_is_not_found(said):
     ("Text me the weather.", "SEND_TEXT", {"about": "the weather"}),
     ("Send a text to reception saying I am running late.", "SEND_TEXT",
      {"to": "reception", "text": "I am running late"}),
+    ("Send me a text saying bye.", "SEND_TEXT", {"text": "bye"}),
+    ("Remind me in ten minutes to send a text to reception.", "SET_TIMER",
+     {"duration": 600, "message": "This is your reminder to send a text to reception."}),
 ])
 def test_plain_phrasings_are_recognised(text, tool, args):
     intent = recognise(text)

@@ -129,11 +129,13 @@ def recognise(text: str) -> Intent | None:
     joined = " ".join(said)
     if not said:
         return None
+    # Before goodbye ("send me a text saying bye"), not in a reminder ("remind me to text Bob").
+    if not re.search(r"\b(remind me|reminder)\b", joined) and (
+            call_control := transfer_or_text(text, joined)):
+        return call_control
     if re.search(r"\b(goodbye|good bye|bye|hang up|that's all|that is all|nothing else)\b",
                  joined) and len(said) <= 8:
         return Intent(GOODBYE)
-    if call_control := transfer_or_text(text, joined):
-        return call_control
     if re.search(r"\b(remind me|reminder)\b", joined):
         duration = parse_duration(text)  # words() would split 2.5
         if duration:
