@@ -15,7 +15,7 @@ from sipassist.calls.runner import MACHINE_CHOICE_ERROR
 from sipassist.telephony.events import CALL_CLOSED
 from sipassist.voice.answering import SILENT_ANSWER_SECONDS
 
-from .audio_helpers import heard_at, match
+from .audio_helpers import heard_at, heard_audio, match
 from .test_webhook_registry import SECRET, verify, wait_for_event
 
 pytestmark = [pytest.mark.telephony, pytest.mark.models]
@@ -64,8 +64,13 @@ def message_at(phone, synthesizer) -> float:
     from sipassist.voice.asr import read_wav
 
     heard = phone.recording()
-    score, at = heard_at(heard, synthesizer.synthesize(MESSAGE), RATE)
-    assert score > 0.6, f"the phone did not hear the message (best match {score:.2f})"
+    message = synthesizer.synthesize(MESSAGE)
+    # Heard: matched in pieces (a dropout on a loaded machine shifts all after it); where:
+    # its first second.
+    score = heard_audio(heard, message, RATE)
+    first, at = heard_at(heard, message[:RATE], RATE)
+    assert score > 0.6 and first > 0.6, \
+        f"the phone did not hear the message (pieces {score:.2f}, start {first:.2f} at {at:.2f} s)"
     sent, rate = read_wav(sent_recording(phone))
     return at + (len(sent) - len(read_wav(heard)[0])) / rate
 
