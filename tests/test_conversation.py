@@ -15,7 +15,7 @@ from .audio_helpers import heard_audio
 from .conftest import stop_process
 from .station_sim import DavisSim, LoopValues
 
-pytestmark = [pytest.mark.telephony, pytest.mark.models]
+pytestmark = [pytest.mark.telephony, pytest.mark.models, pytest.mark.heard]
 
 RATE = 16000
 
@@ -29,6 +29,14 @@ def speech_track(synthesizer, parts: list[float | str]) -> np.ndarray:
         else:
             pieces.append(np.zeros(int(part * RATE), np.float32))
     return np.concatenate(pieces)
+
+
+def said(record: dict) -> str:
+    """The call's turns, one a line, for a failure message (pytest cuts a long dict short)."""
+    return "\n" + "\n".join(
+        f"{turn['who']}{'[' + turn['tool'] + ']' if turn.get('tool') else ''}: {turn['text']}"
+        f" {turn.get('timings', '')} {turn.get('confidence', '')}"
+        for turn in record["transcript"])
 
 
 def finished_inbound(daemon) -> dict:
@@ -55,7 +63,7 @@ def test_three_questions_and_goodbye(start_daemon, phone, synthesizer):
     record = finished_inbound(daemon)
     assert record["status"] == "completed" and record["direction"] == "inbound"
     tools = [turn.get("tool") for turn in record["transcript"] if turn["who"] == "assistant"]
-    assert [t for t in tools if t] == ["DATETIME", "CALC", "WEATHER"], record["transcript"]
+    assert [t for t in tools if t] == ["DATETIME", "CALC", "WEATHER"], said(record)
     answers = {turn["tool"]: turn["text"] for turn in record["transcript"] if turn.get("tool")}
     assert "Japan Standard Time" in answers["DATETIME"]
     assert answers["CALC"] == "The result is 110"
@@ -82,7 +90,7 @@ def test_a_pause_mid_question_is_not_taken_for_its_end(start_daemon, phone, synt
     phone.wait_event(CALL_CLOSED, timeout=90)
     record = finished_inbound(daemon)
     answers = [turn["text"] for turn in record["transcript"] if turn.get("tool") == "CALC"]
-    assert answers == ["The result is 110"], record["transcript"]
+    assert answers == ["The result is 110"], said(record)
 
 
 def test_a_timer_is_confirmed_and_corrected_right_after(start_daemon, phone, synthesizer):
@@ -96,7 +104,7 @@ def test_a_timer_is_confirmed_and_corrected_right_after(start_daemon, phone, syn
     record = finished_inbound(daemon)
     timers = [t["text"] for t in record["transcript"] if t.get("tool") == "SET_TIMER"]
     assert timers == ["Timer set for 30 minutes.",
-                      "OK, not 30 minutes. Timer set for 3 minutes."], record["transcript"]
+                      "OK, not 30 minutes. Timer set for 3 minutes."], said(record)
     status, schedules = daemon.request("GET", "/schedule")
     assert status == 200
     assert sorted(s["status"] for s in schedules) == ["cancelled", "pending"], schedules
@@ -194,7 +202,7 @@ def test_open_question_goes_to_the_local_model(start_daemon, phone, synthesizer,
     phone.wait_event(CALL_CLOSED, timeout=90)
     record = finished_inbound(daemon)
     # The question reached the model, not a tool, and its answer, not an apology, was said.
-    assert [t for t in record["transcript"] if t["who"] == "caller"], record["transcript"]
+    assert [t for t in record["transcript"] if t["who"] == "caller"], said(record)
     replies = _chat_turns(record)
     # greeting, the model's answer, goodbye
     callers = [t for t in record["transcript"] if t["who"] == "caller"]

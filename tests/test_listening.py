@@ -11,7 +11,7 @@ from sipassist.voice.asr import normalise_words
 
 from .audio_helpers import heard_at
 
-pytestmark = [pytest.mark.telephony, pytest.mark.models]
+pytestmark = [pytest.mark.telephony, pytest.mark.models, pytest.mark.heard]
 
 MESSAGE = "Hello! Your appointment is tomorrow at two."
 PROMPT = "Say yes to confirm or no to cancel."

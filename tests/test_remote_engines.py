@@ -91,6 +91,7 @@ def answers(daemon) -> list[str]:
 
 @pytest.mark.telephony
 @pytest.mark.models
+@pytest.mark.heard
 def test_remote_engines_and_falling_back_when_the_remote_stops(start_daemon, phone, synthesizer,
                                                                 tmp_path, ports, models_dir):
     with server_box(tmp_path, ports, models_dir) as (url_a, box_a):

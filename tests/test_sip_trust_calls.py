@@ -149,6 +149,7 @@ def test_a_spoofed_from_asking_for_a_reminder_gets_no_callback(start_daemon, por
         spoofer.stop()
 
 
+@pytest.mark.heard
 def test_a_reminder_rings_the_callers_own_extension(start_daemon, phone, synthesizer):
     daemon = start_daemon(phone)
     phone.set_speech(speech_track(synthesizer, [7.0, ASK, 8.0, ASK_AGAIN, 8.0, "Goodbye.", 3.0]),

@@ -18,9 +18,9 @@ from datetime import datetime
 
 import serial
 
-from .clock import Clock, SystemClock
 from .errors import StationError
 from .reading import Reading
+from .serial_driver import SerialDriver
 
 WAKE = b"\n"
 WAKE_REPLY = b"\n\r"
@@ -108,15 +108,8 @@ def decode_loop(packet: bytes, observed_at: datetime, where: str = "the weather 
                    observed_at=observed_at)
 
 
-class DavisDriver:
+class DavisDriver(SerialDriver):
     """Asks a Davis console for one LOOP packet per read() over an open pyserial port."""
-
-    def __init__(self, link: serial.SerialBase, *, port: str, timeout: float = 3.0,
-                 clock: Clock | None = None) -> None:
-        self._link = link
-        self._where = f"the weather station on {port}"
-        self._timeout = timeout
-        self._clock = clock or SystemClock()
 
     def read(self) -> Reading:
         try:

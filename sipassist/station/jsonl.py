@@ -25,9 +25,10 @@ from typing import Any
 
 import serial
 
-from .clock import Clock, SystemClock
+from .clock import Clock
 from .davis import reason
 from .errors import StationError
+from .serial_driver import SerialDriver
 from .reading import Reading
 
 log = logging.getLogger(__name__)
@@ -102,15 +103,12 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number")
 
 
-class JsonlDriver:
+class JsonlDriver(SerialDriver):
     """Reads lines from an open pyserial port and turns the valid ones into Readings."""
 
     def __init__(self, link: serial.SerialBase, *, port: str, timeout: float = 3.0,
                  clock: Clock | None = None) -> None:
-        self._link = link
-        self._where = f"the weather station on {port}"
-        self._timeout = timeout
-        self._clock = clock or SystemClock()
+        super().__init__(link, port=port, timeout=timeout, clock=clock)
         self._buffer = b""
         self._noisy = False  # the last line was garbage: log further ones quietly
         self.garbage_lines = 0
