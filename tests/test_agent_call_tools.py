@@ -125,10 +125,12 @@ def test_send_me_a_text_and_one_to_a_directory_name(start_daemon, phone, synthes
         theirs = [body for to, body in sent if to == desk]
         assert len(mine) + len(theirs) == len(sent), sent  # nobody else was texted
         turns = [(t["who"], t["text"]) for t in record["transcript"]]
-        assert mine and all(b.lower().startswith("hello") for b in mine), (sent, turns)
-        # The caller's words, as Whisper heard them ("late" once came back as "light").
-        assert theirs and all(b.lower().startswith("i am running") for b in theirs), \
-            (sent, turns)
+        # Each text holds the caller's words as Whisper heard them ("hello" came back once as
+        # "low", "late" as "light"); at least one of each as said.
+        heard = " ".join(text for who, text in turns if who == "caller").lower()
+        assert all(b.lower() in heard for b in mine + theirs), (sent, turns)
+        assert any(b.lower() == "hello" for b in mine), (sent, turns)
+        assert any(b.lower() == "i am running late" for b in theirs), (sent, turns)
         said = [t["text"] for t in record["transcript"] if t.get("tool") == "SEND_TEXT"]
         assert set(said) == {"I've sent you a text.", "I've sent front desk a text."}, turns
         status, listing = daemon.request("GET", "/v1/texts")
