@@ -293,6 +293,31 @@ class TextSettings:
 
 
 @dataclass(frozen=True)
+class DirectorySettings:
+    """[directory]: names callers may ask for (TRANSFER, SEND_TEXT), each = an extension, a
+    phone number or a sip: URI. A caller can be put through to, or text, only these."""
+
+    entries: tuple[tuple[str, str], ...] = ()  # (name, target), in the file's order
+
+
+def _directory(table: object) -> DirectorySettings:
+    from .calls.targets import TargetError, dial_uri
+
+    if not isinstance(table, dict):
+        raise ConfigError("directory: must be a [directory] table of name = \"extension\"")
+    entries = []
+    for name, target in table.items():
+        if not isinstance(target, str) or not target.strip():
+            raise ConfigError(f"directory.{name}: write the extension in quotes, e.g. \"100\"")
+        try:
+            dial_uri(target.strip(), "check.invalid")  # the dial-string rules, host aside
+        except TargetError as exc:
+            raise ConfigError(f"directory.{name} = {target!r}: {exc}") from None
+        entries.append((str(name).replace("_", " ").strip(), target.strip()))
+    return DirectorySettings(tuple(entries))
+
+
+@dataclass(frozen=True)
 class CallSettings:
     default_ring_timeout: int = 30
     max_ring_timeout: int = 300
@@ -301,6 +326,11 @@ class CallSettings:
     # Ended calls (with their transcripts) are kept this many days, and at most this many.
     keep_days: float = 30.0
     keep_max: int = 10000
+    # Tell a person from an answering machine when an outbound call is answered
+    # (voice/answering.py): a machine gets the message after its beep.
+    machine_detection: bool = True
+    machine_detection_seconds: float = 4.0  # decided by then, or the message plays ("unknown")
+    machine_beep_seconds: float = 30.0  # after "machine": the longest wait for beep or silence
 
 
 @dataclass(frozen=True)
@@ -358,6 +388,7 @@ class Settings:
     threads: ThreadSettings = field(default_factory=ThreadSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
 
     @property
     def calls_db(self) -> Path:
@@ -618,6 +649,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("calls.keep_days: write more than 0, for example 30")
     if settings.calls.keep_max < 1:
         raise ConfigError("calls.keep_max: write 1 or more, for example 10000")
+    if not 2.0 <= settings.calls.machine_detection_seconds <= 30.0:
+        raise ConfigError("calls.machine_detection_seconds: write 2 to 30, for example 4")
+    if not 0.0 <= settings.calls.machine_beep_seconds <= 120.0:
+        raise ConfigError("calls.machine_beep_seconds: write 0 to 120, for example 30")
     if not 1 <= settings.calls.default_ring_timeout <= settings.calls.max_ring_timeout:
         raise ConfigError("calls.default_ring_timeout: write 1 up to calls.max_ring_timeout")
     knowledge = settings.knowledge
@@ -682,11 +717,11 @@ _SECTIONS = {
 
 def parse(data: dict[str, Any]) -> Settings:
     """Settings from an already-parsed TOML document."""
-    unknown = set(data) - set(_SECTIONS) - {"sip"}
+    unknown = set(data) - set(_SECTIONS) - {"sip", "directory"}
     if unknown:
         raise ConfigError(
             f"[{sorted(unknown)[0]}]: unknown section; sections are "
-            + ", ".join(sorted([*_SECTIONS, "sip"]))
+            + ", ".join(sorted([*_SECTIONS, "sip", "directory"]))
         )
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
@@ -719,7 +754,7 @@ def parse(data: dict[str, Any]) -> Settings:
         if not registrar_table.get("domain"):
             raise ConfigError("sip.registrar.domain: required when [sip.registrar] is present")
         sip = replace(sip, registrar=_build(RegistrarSettings, registrar_table, "sip.registrar."))
-    settings = Settings(sip=sip, **sections)
+    settings = Settings(sip=sip, directory=_directory(data.get("directory", {})), **sections)
     settings = _apply_environment(settings)
     _validate(settings)
     return settings

@@ -38,8 +38,11 @@ from .telephony.switchboard import Switchboard
 from .timezones import system_timezone
 from .tools.calc import CalcTool
 from .tools.datetime_tool import DateTimeTool
+from .tools.directory import Directory
 from .tools.registry import ToolRegistry
+from .tools.send_text import SendTextTool
 from .tools.timer import TimerTool
+from .tools.transfer import TransferTool
 from .tools.weather import WeatherTool
 from .voice.asr import Transcriber
 from .voice.bias import tool_prompt
@@ -171,6 +174,11 @@ class Daemon:
         self.schedules.publish = self.publish
         # The timer is a one-shot schedule; schedules may in turn run tools.
         self.tools.add(TimerTool(self.schedules.scheduler, zone))
+        # Put through to, or text, the [directory]'s names (texts start further down).
+        directory = Directory(s.directory)
+        self.tools.add(TransferTool(directory, s.sip.dial_host))
+        self.tools.add(SendTextTool(directory, lambda to, text: self.texts.send(to, text),
+                                    self.tools))
         if self.chat is None:
             self.chat = load_chat(s)
         if self.router is None and self.chat is not None:

@@ -191,7 +191,10 @@ def daemon_settings(tmp: Path, ports: PortBlocks, phone_port: int, **overrides) 
         "audio": {"jack_server": f"sipassist-test-{base}"},
         "paths": {"state_dir": str(tmp / "state"), "runtime_dir": str(tmp / "run")},
         "webhooks": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0},
-        "calls": {"hangup_pause_seconds": 0.3},
+        # Tests script what the phone says from the moment it answers, so the message must
+        # start at once: telling a person from a machine (about 2 s) is on only where a test
+        # asks for it (test_voicemail.py, test_outbound_calls.py).
+        "calls": {"hangup_pause_seconds": 0.3, "machine_detection": False},
         "llm": {"backend": "none"},  # tests that talk to the LLM pass a loaded one in
     }
     for section, values in overrides.items():

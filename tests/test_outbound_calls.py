@@ -20,7 +20,7 @@ def assert_heard(synthesizer, phone, text: str) -> None:
 
 
 def test_answered_call_speaks_the_message(start_daemon, phone, webhook, synthesizer):
-    daemon = start_daemon(phone)
+    daemon = start_daemon(phone, calls={"machine_detection": True})  # as installed
     status, body = daemon.request("POST", "/call", {
         "message": MESSAGE, "extension": "phone", "callback_url": webhook.url})
     assert status == 200
@@ -36,6 +36,7 @@ def test_answered_call_speaks_the_message(start_daemon, phone, webhook, synthesi
         "call_id": call_id, "status": "completed", "extension": "phone",
         "duration_seconds": payload["duration_seconds"], "message_played": True,
         "choice_response": None, "choice_raw_text": None, "error": None,
+        "answered_by": "unknown",  # the phone answered and said nothing
     }
     assert payload["duration_seconds"] > 2
 
@@ -43,7 +44,8 @@ def test_answered_call_speaks_the_message(start_daemon, phone, webhook, synthesi
     assert status == 200
     assert set(record) == {"call_id", "status", "queued_at", "started_at", "completed_at",
                            "duration_seconds", "choice_response", "choice_raw_text", "error",
-                           "direction", "extension", "transcript", "thread_id"}
+                           "direction", "extension", "transcript", "thread_id",
+                           "answered_by"}
     assert record["status"] == "completed"
     assert record["queued_at"] <= record["started_at"] <= record["completed_at"]
     assert record["queued_at"].endswith("Z")

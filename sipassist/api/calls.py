@@ -120,6 +120,9 @@ class CallStatus(ResponseModel):
                                                     "GET /v1/threads/{thread_id}")
     agent_id: str | None = Field(None, description="An agent's call: the agent")
     outcome: str | None = Field(None, description="An agent's call: how it went, in a line")
+    answered_by: Literal["human", "machine", "unknown"] | None = Field(
+        None, description="Outbound: who answered, told apart as the call was answered "
+                          "([calls] machine_detection)")
 
     model_config = {"json_schema_extra": {"examples": [
         {"call_id": "out-1732945860-1", "status": "completed",

@@ -35,6 +35,7 @@ from ..voice.routing import ToolRouter
 from ..voice.turn import turn_model
 from ..voice.vad import FRAME_SECONDS, Endpointer, Utterance
 from .filler import WithFiller
+from .handover import failed_message, hand_over, transfer_asked
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, RINGING, CallRecord, iso, utc_now
 from .queue import CallQueue
 from .runner import ActiveCalls
@@ -230,6 +231,12 @@ class Dialogue:
             finally:
                 if isinstance(answer, WithFiller):
                     answer.close()
+            report = self.last_answer.report if self.last_answer is not None else None
+            if asked := transfer_asked(report.tool_result if report else None):
+                self.last_answer = None  # "Putting you through to ..." has been said
+                hand_over(calls.switchboard, self.session, asked[0],  # CallEnded once through
+                          calls.settings.calls.hangup_pause_seconds)
+                pending = self.say([failed_message(asked[1])])
         self.say(["Sorry, this call has reached its time limit.", persona.farewell],
                  interruptible=False)
 
@@ -279,7 +286,9 @@ class Dialogue:
         """The sentences that answer `text`, from the agent engine, worked out as they are
         spoken. Sets answer_tool for the transcript; the model's exchanges are history."""
         context = TurnContext(
-            tools=ToolContext(conversation=True, caller=self.callback), timers=self.timers,
+            tools=ToolContext(conversation=True, caller=self.callback,
+                              phone_call=isinstance(self.session, CallSession)),
+            timers=self.timers,
             log_fields={"CALL_ID": self.record.call_id})
         answer = self.last_answer = self.calls.engine.answer(self.agent, self.history, text,
                                                              context)

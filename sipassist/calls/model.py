@@ -63,6 +63,7 @@ class CallRecord:
     agent_id: str | None = None  # an agent's call (POST /v1/agents/{id}/outbound-call)
     goal: str | None = None  # what an agent's call is for (its "instructions")
     outcome: str | None = None  # an agent's call: one line on how it went
+    answered_by: str | None = None  # outbound: "human" | "machine" | "unknown" (answering.py)
 
     @property
     def final(self) -> bool:
@@ -128,6 +129,7 @@ class CallRecord:
             "thread_id": self.thread_id,
             **({"agent_id": self.agent_id} if self.agent_id else {}),
             **({"outcome": self.agent_outcome} if self.agent_call else {}),
+            "answered_by": self.answered_by,
         }
 
     def to_v1(self) -> dict[str, Any]:
@@ -150,6 +152,7 @@ class CallRecord:
             **({"agent_id": self.agent_id, "outcome": self.agent_outcome,
                 "transcript": list(self.transcript), "thread_id": self.thread_id}
                if self.agent_call else {}),
+            "answered_by": self.answered_by,
         }
 
 

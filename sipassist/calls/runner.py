@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -14,8 +15,10 @@ from ..telephony.bridge import BridgeError
 from ..telephony.ctrl import CtrlError
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..telephony.switchboard import LinkLost, PhoneCall, Switchboard
+from ..voice.answering import MACHINE
 from ..voice.choice import ChoiceSpec
 from ..voice.vad import Utterance
+from .answering import wait_seconds, who_answered
 from .model import BUSY, COMPLETED, FAILED, IN_PROGRESS, NO_ANSWER, RINGING, CallRecord, iso, utc_now
 from .session import CallEnded, CallSession, KeyPress
 
@@ -30,6 +33,8 @@ TRANSFER_WAIT_SECONDS = 30  # for the far end to follow a REFER and report how i
 # and at most this long in all after its message.
 CONTROL_QUIET_SECONDS = 5.0
 CONTROL_HOLD_LIMIT_SECONDS = 600.0
+# A choice call that reached an answering machine: the message is left, nobody is asked.
+MACHINE_CHOICE_ERROR = "answered by a machine: the message was left, the choice was not asked"
 REPROMPT = "Sorry, I didn't catch that."
 THANKS = "Thank you."
 
@@ -44,6 +49,7 @@ class ActiveCalls:
         self._cond = threading.Condition()
         self._sessions: dict[str, CallSession] = {}
         self._ringing: dict[str, PhoneCall] = {}
+        self._answering: dict[str, float] = {}  # call_id -> when telling who answered ends
 
     def ringing(self, call_id: str, call: PhoneCall | None) -> None:
         """Note (or, with None, forget) a dialled call not answered yet."""
@@ -60,6 +66,15 @@ class ActiveCalls:
             self._cond.wait_for(lambda: call_id in self._ringing, wait)
             return self._ringing.get(call_id)
 
+    def answering(self, call_id: str, seconds: float | None) -> None:
+        """Note (or, with None, forget) an answered call whose message waits while we tell a
+        person from a machine: get() waits that much longer for it."""
+        with self._cond:
+            if seconds is None:
+                self._answering.pop(call_id, None)
+            else:
+                self._answering[call_id] = time.monotonic() + seconds
+
     def add(self, session: CallSession) -> None:
         with self._cond:
             self._sessions[session.call_id] = session
@@ -72,6 +87,7 @@ class ActiveCalls:
     def get(self, call_id: str, wait: float = 0.0) -> CallSession | None:
         """The call's session; waits up to `wait` s for one just answered to get its audio."""
         with self._cond:
+            wait = max(wait, self._answering.get(call_id, 0.0) - time.monotonic())
             self._cond.wait_for(lambda: call_id in self._sessions, wait)
             return self._sessions.get(call_id)
 
@@ -133,7 +149,6 @@ class CallRunner:
                     status, error = NO_ANSWER, None
                 return update(status=status, completed_at=iso(utc_now()), error=error)
             record = update(status=IN_PROGRESS)
-            self.publish("call.answered", {**record.webhook_payload(), "direction": "outbound"})
             return self._answered(record, call, speech, update)
         finally:
             self.active.ringing(record.call_id, None)
@@ -163,12 +178,17 @@ class CallRunner:
             self.switchboard.hangup(call)
             return update(status=FAILED, completed_at=iso(utc_now()), error=str(exc))
         session = CallSession(record.call_id, call, audio)
-        # The message is queued before the call is offered to /speak, so nothing jumps ahead.
-        session.enqueue(self._silence(LEAD_IN_SECONDS))
-        message = session.enqueue(speech) if speech is not None else None
-        self.active.add(session)
         error = None
         try:
+            if self.settings.machine_detection:  # a person or a machine: calls/answering.py
+                self.active.answering(record.call_id, wait_seconds(self.settings))
+                verdict = who_answered(session, self.settings, self.sample_rate)
+                record = update(answered_by=verdict.answered_by)
+            self.publish("call.answered", {**record.webhook_payload(), "direction": "outbound"})
+            # The message is queued before the call is offered to /speak, so nothing jumps ahead.
+            session.enqueue(self._silence(LEAD_IN_SECONDS))
+            message = session.enqueue(speech) if speech is not None else None
+            self.active.add(session)
             if message is None:  # an agent's call: it converses
                 if self.converse is None:
                     raise CallEnded("agent calls are not wired on this box", lost=True)
@@ -176,6 +196,11 @@ class CallRunner:
             else:
                 session.wait_played(message)
                 record = update(message_played=True)
+            if record.choice and record.answered_by == MACHINE:
+                session.play(self._silence(self.settings.hangup_pause_seconds))
+                self.switchboard.hangup(call)
+                return update(status=NO_ANSWER, completed_at=iso(utc_now()),
+                              error=MACHINE_CHOICE_ERROR)
             if record.choice:
                 response, raw_text = self._collect_choice(session,
                                                           ChoiceSpec.from_document(record.choice))
@@ -190,6 +215,7 @@ class CallRunner:
             else:
                 log.info("the far end hung up", extra={"CALL_ID": record.call_id})
         finally:
+            self.active.answering(record.call_id, None)
             self.active.remove(session)
             self.switchboard.bridge.detach(audio)
         if not session.ended:

@@ -21,10 +21,12 @@ NO_CALLBACK = "Sorry, I can't call you back on this line."
 class ToolContext:
     """Who a tool runs for. `conversation`: a caller on the phone or a text, for whom a tool's
     `caller_parameter` (SET_TIMER's extension) is filled in with `caller`; None there means the
-    caller cannot be rung back ([sip.trust])."""
+    caller cannot be rung back ([sip.trust]). `phone_call`: a live call a tool that
+    `needs_call` (TRANSFER) can act on."""
 
     conversation: bool = False
     caller: str | None = None
+    phone_call: bool = False
 
 
 API = ToolContext()  # the API and schedules: every parameter is given
@@ -46,6 +48,14 @@ class ToolDisabled(ToolRefused):
 
 class ParametersRefused(ToolRefused, ParameterError):
     status = 400
+
+
+class NeedsCall(ToolRefused):
+    status = 409
+
+    @property
+    def spoken(self) -> str:
+        return "Sorry, I can only put a phone call through."
 
 
 class NoCallback(ToolRefused):
@@ -95,12 +105,17 @@ class ToolRegistry:
             reason = getattr(tool, "disabled_reason", "")
             raise ToolDisabled(f"Tool '{tool.name}' is disabled" + (f": {reason}" if reason
                                                                      else ""))
+        if getattr(tool, "needs_call", False) and context.conversation \
+                and not context.phone_call:
+            raise NeedsCall(f"{tool.name} acts on a phone call, and this is none")
         filled = getattr(tool, "caller_parameter", None)
         if context.conversation and filled:
-            if context.caller is None:
+            # SEND_TEXT may still go to a directory name when the caller has no extension.
+            if context.caller is None and not getattr(tool, "caller_optional", False):
                 raise NoCallback(f"{tool.name} cannot call this caller back: not an extension "
                                  "on the registrar or dial domain (sip.trust)")
-            params = {**(params if isinstance(params, dict) else {}), filled: context.caller}
+            params = {**(params if isinstance(params, dict) else {}),
+                      filled: context.caller or ""}
         try:
             checked = check_params(tool, params)
             try:

@@ -129,6 +129,10 @@ def recognise(text: str) -> Intent | None:
     joined = " ".join(said)
     if not said:
         return None
+    # Before goodbye ("send me a text saying bye"), not in a reminder ("remind me to text Bob").
+    if not re.search(r"\b(remind me|reminder)\b", joined) and (
+            call_control := transfer_or_text(text, joined)):
+        return call_control
     if re.search(r"\b(goodbye|good bye|bye|hang up|that's all|that is all|nothing else)\b",
                  joined) and len(said) <= 8:
         return Intent(GOODBYE)
@@ -166,3 +170,48 @@ _DATE = re.compile(
     r"\b(what|which) day\b|\bwhat(s| is|'s) (the )?(date|day)\b|\btoday's date\b|"
     r"\bwhat date\b|\bwhat(s| is|'s) today\b|\bday of the week\b|"
     r"\bwhat (month|year) is it\b|\bthe date today\b")
+
+
+# "Put me through to reception", "can I speak to sales": TRANSFER to the rest (the directory
+# matches it loosely); at most a few words, so "I'd like to talk to you about ..." is not one.
+_TRANSFER = re.compile(
+    r"\b(?:put me (?:through|on|over|across)|put me(?= to )|transfer me|connect me|"
+    r"patch me through|"
+    r"(?:can|could|may) i (?:speak|talk)|i(?:'d| would) like to (?:speak|talk)|"
+    r"i (?:want|need) to (?:speak|talk)|let me (?:speak|talk)|"
+    r"(?:can|could) you (?:put me through|transfer me|connect me))"
+    r"(?: (?:to|with))? (?P<who>[a-z0-9' ]+)$")
+_TRANSFER_WORDS = 4
+# "Text me the weather", "send me a text saying hello", "send a text to reception saying ...".
+_TEXT = re.compile(
+    r"\b(?:send (?:me )?(?:a )?(?:text|message|sms)|text(?: me)?|message me)\b(?P<rest>.*)$",
+    re.IGNORECASE | re.DOTALL)
+_TEXT_BODY = re.compile(r"\b(?:saying|that says|which says|to say|with the words)\b[\s,:]*"
+                        r"(?P<body>.+)$", re.IGNORECASE | re.DOTALL)
+_TEXT_TO = re.compile(r"^\s*to (?P<to>.+?)\s*$", re.IGNORECASE)
+_TEXT_ABOUT = re.compile(r"^\s*(?:with|about|of|on)?\s*(?P<about>.+?)\s*$", re.IGNORECASE)
+
+
+def transfer_or_text(text: str, joined: str) -> Intent | None:
+    """TRANSFER or SEND_TEXT for a plain phrasing of them, else None."""
+    if found := _TRANSFER.search(joined):
+        who = found.group("who").strip()
+        if who and len(who.split()) <= _TRANSFER_WORDS:
+            return Intent(TOOL, "TRANSFER", {"to": who})
+    found = _TEXT.search(text.replace("’", "'"))
+    if not found or not re.search(r"\b(text|message|sms)\b", joined):
+        return None
+    rest, args = found.group("rest"), {}
+    if body := _TEXT_BODY.search(rest):
+        args["text"] = body.group("body").strip().rstrip(".!").strip()
+        rest = rest[:body.start()]
+    rest = rest.strip(" ,.?!")
+    if to := _TEXT_TO.match(rest):
+        args["to"] = to.group("to")
+    elif rest and "text" not in args:
+        args["about"] = _TEXT_ABOUT.match(rest).group("about")  # "the weather"
+        if recognise(args["about"]) is None:
+            return None  # "text me if ...": not something to send; the model may know
+    if not args.get("text") and not args.get("about"):
+        return None  # "send a text to reception": what to say is asked by the model
+    return Intent(TOOL, "SEND_TEXT", args)

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 CHAT = "chat"
 MAX_ARG_TOKENS = 48
+# Tools with effects beyond the call (the caller leaves it, a text goes out) are taken only
+# from the plain phrasings intents.py recognises, never from the small model's guess; leaving
+# them out also keeps the prompt, and the routing measured with it, as it was.
+RULES_ONLY = frozenset({"TRANSFER", "SEND_TEXT"})
 # What an utterance must contain before a tool's choice is believed.
 PLAUSIBLE: dict[str, Callable[[str], bool]] = {
     "CALC": has_number,
@@ -122,7 +126,7 @@ class ToolRouter:
 
     def route(self, text: str, tools: ToolRegistry) -> Intent | None:
         """The tool call for `text`, or None when the LLM should answer it."""
-        enabled = {t.name: t for t in tools.all() if t.enabled}
+        enabled = {t.name: t for t in tools.all() if t.enabled and t.name not in RULES_ONLY}
         labels = {name.lower(): name for name in enabled} | {CHAT: CHAT}
         prompt = few_shot_prompt(enabled) + _turn("user", text.strip()) + \
             "<|im_start|>assistant\n"
