@@ -16,6 +16,7 @@ from sipassist.telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from .audio_helpers import heard_audio
 from .conftest import stop_process
 from .test_conversation import RATE, speech_track
+from .test_conversation import said as turns
 
 pytestmark = [pytest.mark.telephony, pytest.mark.models, pytest.mark.heard]
 
@@ -71,10 +72,10 @@ def test_an_agent_line_greets_and_answers_from_its_knowledge(start_daemon, phone
     phone.set_speech(speech_track(synthesizer, [5.0, QUESTION, 8.0, "Goodbye.", 3.0]), RATE)
     record = call_line(daemon, phone, "reception")
     said = answers(record)
-    assert said[0] == greeting and said[-1] == "Thank you for calling.", record["transcript"]
+    assert said[0] == greeting and said[-1] == "Thank you for calling.", turns(record)
     # The reply holds the fact of the clinic's row, and the phone heard that very audio.
     reply = next((text for text in said[1:-1] if "24 hours" in text), None)
-    assert reply is not None and "30 dollars" in reply, record["transcript"]
+    assert reply is not None and "30 dollars" in reply, turns(record)
     recording = phone.recording()
     assert heard_audio(recording, synthesizer.synthesize(greeting), RATE) > 0.6
     assert heard_audio(recording, synthesizer.synthesize(reply), RATE) > 0.6
@@ -83,8 +84,8 @@ def test_an_agent_line_greets_and_answers_from_its_knowledge(start_daemon, phone
     phone.set_speech(speech_track(synthesizer, [4.0, QUESTION, 7.0, "Goodbye.", 3.0]), RATE)
     record = call_line(daemon, phone, "bakery")
     said = answers(record)
-    assert said[0] == "Corner Bakery, hello." and DONT_KNOW in said, record["transcript"]
-    assert not any("24 hours" in text for text in said), record["transcript"]
+    assert said[0] == "Corner Bakery, hello." and DONT_KNOW in said, turns(record)
+    assert not any("24 hours" in text for text in said), turns(record)
     assert heard_audio(phone.recording(), synthesizer.synthesize(DONT_KNOW), RATE) > 0.6
 
 
@@ -170,7 +171,7 @@ def test_an_extension_through_the_registrar_reaches_its_agent(start_daemon, phon
     phone.set_speech(speech_track(synthesizer, [4.0, "Goodbye.", 3.0]), RATE)
     record = call_line(daemon, phone, "1050", host=registrar)
     said = answers(record)
-    assert said[0] == greeting, record["transcript"]
+    assert said[0] == greeting, turns(record)
     assert heard_audio(phone.recording(), synthesizer.synthesize(greeting), RATE) > 0.6
 
     # Taken away from the agent, the extension is unregistered: the PBX no longer finds it.

@@ -84,6 +84,10 @@ def test_agent_life_and_refusals(start_daemon, phone):
     assert status == 200 and personal["persona"] == {
         "greeting": "Front desk here.", "farewell": "Bye now.", "speed": 1.2,
         "filler": "One moment."}, personal
+    # A table deleted since does not block changing the agent's other fields.
+    assert daemon.request("DELETE", "/v1/knowledge/clinic")[0] == 204
+    status, renamed = daemon.request("PATCH", "/v1/agents/reception", {"name": "Desk"})
+    assert status == 200 and renamed["knowledge"] == ["clinic"], renamed
     # PUT resets what it leaves out.
     status, put = daemon.request("PUT", "/v1/agents/reception", {"name": "Reset"})
     assert status == 200, put

@@ -54,12 +54,14 @@ def check_persona(persona: Persona) -> Persona:
 
 
 def _names(field: str, values: Iterable[Any], exists: Callable[[str], bool], what: str,
-           hint: str) -> tuple[str, ...]:
+           hint: str, kept: Iterable[str] = ()) -> tuple[str, ...]:
+    """The names, each known (or `kept`: had before, so a table deleted since does not block
+    changing the agent's other fields; the engine passes over what is gone)."""
     checked: list[str] = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
             raise InvalidAgent(f"{field}: each entry is a name (a non-empty string)")
-        if not exists(value.strip()):
+        if not exists(value.strip()) and value.strip() not in kept:
             raise InvalidAgent(f"{field}: unknown {what} {value!r}; {hint}")
         if value.strip() not in checked:
             checked.append(value.strip())
@@ -67,13 +69,16 @@ def _names(field: str, values: Iterable[Any], exists: Callable[[str], bool], wha
 
 
 def check_agent(agent: Agent, tool_names: list[str], table_exists: Callable[[str], bool],
-                models: list[str]) -> Agent:
-    """The agent with its text trimmed and names normalised, or InvalidAgent naming the field."""
+                models: list[str], before: Agent | None = None) -> Agent:
+    """The agent with its text trimmed and names normalised, or InvalidAgent naming the field.
+    `before`: the agent as it was (the names it had stay allowed)."""
     upper = {name.upper(): name for name in tool_names}
     tools = _names("tools", agent.tools, lambda name: name.upper() in upper, "tool",
-                   f"the tools are {', '.join(tool_names) or 'none'} (GET /tools)")
+                   f"the tools are {', '.join(tool_names) or 'none'} (GET /tools)",
+                   before.tools if before else ())
     knowledge = _names("knowledge", agent.knowledge, table_exists, "knowledge table",
-                       "create it first with POST /v1/knowledge (GET /v1/knowledge lists them)")
+                       "create it first with POST /v1/knowledge (GET /v1/knowledge lists them)",
+                       before.knowledge if before else ())
     lines: list[str] = []
     for line in agent.lines:
         if not isinstance(line, str) or not LINE_PATTERN.fullmatch(line_key(line) or "-"):
@@ -91,5 +96,5 @@ def check_agent(agent: Agent, tool_names: list[str], table_exists: Callable[[str
         name=_text("name", agent.name, MAX_NAME, required=True),
         instructions=_text("instructions", agent.instructions, MAX_INSTRUCTIONS, required=True),
         persona=check_persona(agent.persona),
-        tools=tuple(upper[name.upper()] for name in tools), knowledge=knowledge,
+        tools=tuple(upper.get(name.upper(), name) for name in tools), knowledge=knowledge,
         lines=tuple(lines), model=model)

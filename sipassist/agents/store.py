@@ -93,8 +93,8 @@ class AgentStore:
     # -- changing ----------------------------------------------------------------------------
 
     def create(self, fields: dict[str, Any]) -> Agent:
-        """A new agent from request fields; the unset ones take the default agent's persona
-        and every tool."""
+        """A new agent from request fields; the unset ones take the default agent's
+        instructions, persona and tools."""
         agent_id = fields.get("id")
         agent_id = check_id(agent_id) if agent_id is not None else f"agent_{secrets.token_hex(6)}"
         with self._lock:
@@ -181,7 +181,8 @@ class AgentStore:
 
     def _save(self, agent: Agent, created: bool = False) -> Agent:
         """Check `agent` whole, then write it and make it visible (the lock is held)."""
-        agent = check_agent(agent, self.tool_names(), self.table_exists, self._models())
+        agent = check_agent(agent, self.tool_names(), self.table_exists, self._models(),
+                            self._agents.get(agent.id))
         for line in agent.lines:
             owner = next((a for a in self._agents.values()
                           if a.id != agent.id and line in a.lines), None)

@@ -44,7 +44,8 @@ class AgentFields(RequestModel):
     instructions: str | None = Field(None, max_length=MAX_INSTRUCTIONS,
                                      description="The agent's system prompt")
     persona: PersonaFields | None = None
-    tools: list[str] | None = Field(None, description="Tool names (GET /tools); default all")
+    tools: list[str] | None = Field(None, description="Tool names (GET /tools); left out: "
+                                                      "the default agent's")
     knowledge: list[str] | None = Field(None, description="Knowledge tables it may search")
     model: str | None = Field(None, description="The LLM; empty = the box's configured one")
     lines: list[str] | None = Field(None, max_length=MAX_LINES, description=LINES_HELP)
@@ -119,9 +120,9 @@ def install(api: Api, services: Services) -> None:
               response=AgentInfo, status=201, errors=[400, 409, 413])
     @_answering
     def agents_create(body: AgentNew) -> dict:
-        """Fields left out take the default agent's instructions and persona, and every
-        tool. An unknown tool or knowledge table is a 400 naming it; a line another agent
-        has is a 409."""
+        """Fields left out take the default agent's instructions, persona and tools. An
+        unknown tool or knowledge table is a 400 naming it; a line another agent has is a
+        409."""
         return _view(store().create(_fields(body)))
 
     @api.get("/v1/agents/<agent_id>", summary="Get an agent", tags=TAGS, response=AgentInfo,
