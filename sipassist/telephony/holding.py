@@ -4,15 +4,19 @@ baresip 1.0's menu `accept` runs ua_hold_answer: it answers the UA's current cal
 its list) after call_hold(true) on the call just before it, and fails when that one is an
 incoming call still ringing (its re-INVITE cannot be sent). 1.0 has no answer that does not
 hold, and every incoming call lands in the one UA whose user the INVITE names, so several UAs
-would not keep inbound calls apart. What was measured instead (three calls on loopback):
+would not keep inbound calls apart. What was measured instead (three calls on loopback, baresip 1.0.0 with libre 1.1.0):
 
 - `callfind X` moves X to the end of the list, so `callfind A; callfind X; accept` puts A just
   before X: A is the call held, never a call still ringing in (unless A does not exist).
-- `callfind A; resume` straight after, in the same write, undoes it: A is not on hold any more
-  (listcalls), its far end got a hold and a resume re-INVITE, and baresip re-created A's player
-  once (its JACK output port went and came back within ~80 ms; the bridge connects it again,
-  see call_ports.py). `resume` of a call that is not held does nothing (call_hold returns at
-  once), so every other call is resumed, whichever was held.
+- Held and then resumed (`callfind A; resume` after the accept), A's far end got a hold
+  re-INVITE (sendonly) and a resume, and baresip re-created A's player (its JACK output port
+  went and came back); the test phone's recorder restarted and lost what it had.
+- So A first gets a plain re-INVITE (`callfind A; reinvite`), in the same write: while that
+  transaction is open, libre queues the hold as a pending modification instead of sending
+  it, and `resume` turns the pending offer back to sendrecv before it goes. A's far end sees
+  two ordinary re-INVITEs, nothing is held (listcalls), no JACK port is re-created.
+- `resume` of a call that is not held does nothing (call_hold returns at once), so each of our
+  other calls is resumed, whichever one baresip picked.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ class _Call(Protocol):
 
 def answer_prologue(others: list[_Call]) -> list[tuple[str, str]]:
     """Commands before `callfind <answered>`: a call of ours, an answered one if there is one,
-    goes just before it (a dialled call still ringing takes the hold as a pending re-INVITE,
-    which the resume then turns back)."""
+    goes just before it, with a re-INVITE open so that the hold waits behind it (a dialled
+    call still ringing holds it back the same way)."""
     if not others:
         return []
     front = next((c for c in reversed(others) if c.established), others[-1])
-    return [("callfind", front.baresip_id)]
+    return [("callfind", front.baresip_id), ("reinvite", "")]
 
 
 def resume_all(others: list[_Call]) -> list[tuple[str, str]]:

@@ -282,8 +282,9 @@ class Switchboard:
 
         baresip 1.0's `accept` answers its current call after putting the call listed just
         before it on hold (ua_hold_answer), and fails when that one is still ringing in. So,
-        in one write (see holding.py): one of our answered calls is put just before this one,
-        this one is answered, and each of our other calls is resumed (a no-op unless held).
+        in one write (see holding.py): one of our answered calls is put just before this one
+        with a re-INVITE under way (the hold then only waits as a pending offer), this one is
+        answered, and each of our other calls is resumed (a no-op unless held).
         Calls being turned away are hung up first, and the answer is retried until baresip's
         trace shows the 200 OK went out.
         """
