@@ -1,8 +1,8 @@
 """Three calls at once with real baresip phones: each phone hears only its own call.
 
 Two outbound calls (a message through seed 003's POST /call, a choice through /v1/calls) are
-up when a caller rings in and asks a question: answering that call makes baresip 1.0 hold one
-of the others (holding.py), which must come back with its audio. Each recording is matched
+up when a caller rings in and asks a question: answering that call makes baresip 1.0 try to
+hold one of the others (holding.py), which must keep its audio; a fourth caller hears busy. Each recording is matched
 against what the daemon synthesised for that phone (high) and for the others (low).
 """
 
@@ -64,13 +64,23 @@ def test_three_calls_at_once_each_hears_only_its_own(start_daemon, phone, ports,
         caller.command("dial", daemon.sip_uri)
         caller.wait_event(CALL_ESTABLISHED)
         assert daemon.daemon.queue.status()["active"] == 3
+        # A fourth caller, over max_concurrent: busy (486) at once, the others go on.
+        fourth = ports.phone(tmp_path / "fourth", user="fourth")
+        try:
+            fourth.command("dial", daemon.sip_uri)
+            closed = fourth.wait_event(CALL_CLOSED)
+            assert "486" in closed.param or "busy" in closed.param.lower(), closed
+        finally:
+            fourth.stop()
         for one in (caller, chooser, listener):
             one.wait_event(CALL_CLOSED, timeout=120)
         assert daemon.daemon.queue.wait_idle(timeout=30)
 
         status, inbound = daemon.request("GET", "/calls?direction=inbound")
-        assert status == 200 and len(inbound) == 1, inbound
-        asked = daemon.request("GET", f"/call/{inbound[0]['call_id']}")[1]
+        assert status == 200, inbound
+        assert sorted(c["status"] for c in inbound) == ["busy", "completed"], inbound
+        asked_id = next(c["call_id"] for c in inbound if c["status"] == "completed")
+        asked = daemon.request("GET", f"/call/{asked_id}")[1]
         reminded = daemon.request("GET", f"/call/{reminder_id}")[1]
         chosen = daemon.request("GET", f"/v1/calls/{choice_id}")[1]
         turns = asked["transcript"]

@@ -8,7 +8,7 @@ sentence, synthesising it); endpointing is the configured silence; the rest is t
 ASR done early, during the endpointer's wait, is shown apart: it adds nothing.
 
 With `--concurrent N`, the same daemon then takes N such conversations at once (N phones
-calling together, each a second after the one before, so turns overlap and contend for the
+calling together, each 0.3 s after the one before, so turns overlap and contend for the
 shared models), and the table sets their p50/p90 beside the single call's from the same run.
 """
 
@@ -46,6 +46,7 @@ QUESTIONS = [
 ]
 GAP_SECONDS = 9.0  # after each question: room for the longest answer before the next one
 ONSET_DBFS = -45.0  # a 20 ms frame this loud at the phone is reply audio
+QUIET_BEFORE = 0.3  # seconds before a question's end that must be quiet to time the reply
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Turn:
     answer: str
 
 
-STAGGER_SECONDS = 1.0  # between the phones of a concurrent run
+STAGGER_SECONDS = 0.3  # between the phones of a concurrent run: their turns overlap
 
 
 def _settings(base: Settings, work: Path, daemon_port: int, phone_port: int,
@@ -89,9 +90,14 @@ def _settings(base: Settings, work: Path, daemon_port: int, phone_port: int,
 
 
 def _onset_after(samples: np.ndarray, rate: int, start: float, limit: float) -> float | None:
-    """Seconds of the first loud 20 ms frame in [start, limit)."""
+    """Seconds of the first loud 20 ms frame in [start, limit); None when the phone was still
+    hearing something over QUIET_BEFORE s before `start` (a long reply to the question before
+    runs on: its tail would pass for a fast answer)."""
     frame = rate // 50
     threshold = 10 ** (ONSET_DBFS / 20)
+    before = samples[max(0, int((start - QUIET_BEFORE) * rate)):int(start * rate)]
+    if len(before) and np.sqrt(np.mean(before ** 2)) > threshold:
+        return None
     first, last = int(start * rate), min(len(samples), int(limit * rate))
     for at in range(first, last - frame, frame):
         chunk = samples[at:at + frame]

@@ -260,15 +260,29 @@ class Switchboard:
     # -- calls -------------------------------------------------------------------------------
 
     def dial(self, uri: str) -> PhoneCall:
-        """Start a call to an already validated SIP URI."""
+        """Start a call to an already validated SIP URI.
+
+        `callstat` in the same write reports the new call (it is baresip's current call then):
+        its id is bound on the reader thread before any of the call's events is routed."""
         call = PhoneCall(uri)
+        dialled = threading.Event()
+
+        def bind(index: int, result: CommandResult) -> None:
+            if index == 0 and result.ok:
+                dialled.set()
+            elif index == 1 and dialled.is_set():
+                found = _CALLSTAT_ID.search(result.data)
+                if found:
+                    self._bind(call, found.group(1))
+
         with self._dial_lock:
             ctrl = self._require_ctrl()
             with self._calls_lock:
                 self._unbound.append(call)
             try:
                 with self._command_lock:  # the new call becomes baresip's current call
-                    result = ctrl.command("dial", uri)
+                    result, _ = ctrl.batch([("dial", uri), ("callstat", "")], timeout=5,
+                                           on_reply=bind)
             except CtrlError:
                 self._forget(call)
                 raise
@@ -276,6 +290,13 @@ class Switchboard:
                 self._forget(call)
                 raise CtrlError(f"baresip refused to dial: {result.data.strip() or 'no reason'}")
         return call
+
+    def _bind(self, call: PhoneCall, call_id: str) -> None:
+        with self._calls_lock:
+            if call in self._unbound:
+                self._unbound.remove(call)
+                call.baresip_id = call_id
+                self._calls[call_id] = call
 
     def accept(self, call: PhoneCall, timeout: float = 3.0) -> None:
         """Answer this incoming call, and no other, leaving every other call as it was.
