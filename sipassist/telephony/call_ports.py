@@ -41,7 +41,8 @@ class PortBook:
         self._free: tuple[list[str], list[str]] = ([], [])  # registered, given to no call
         self._ports: dict[str, list[str]] = {}  # call id -> [output name, input name]
         self._gone: dict[str, set[int]] = {}  # call id -> its ports unregistered since
-        self._last_gone: tuple[str, int] | None = None  # the latest port event, if an owned port left
+        # The latest port event, when it was an owned port going: (call id, OUT or IN).
+        self._last_gone: tuple[str, int] | None = None
 
     def expect(self, call_id: str) -> None:
         """`call_id`'s audio is starting: the next pair of new ports is its."""

@@ -3,8 +3,11 @@
 baresip 1.0's menu `accept` runs ua_hold_answer: it answers the UA's current call (the last in
 its list) after call_hold(true) on the call just before it, and fails when that one is an
 incoming call still ringing (its re-INVITE cannot be sent). 1.0 has no answer that does not
-hold, and every incoming call lands in the one UA whose user the INVITE names, so several UAs
-would not keep inbound calls apart. What was measured instead (three calls on loopback, baresip 1.0.0 with libre 1.1.0):
+hold (no `acceptdir`). Not chosen: several UAs (every incoming call lands in the one UA whose
+user the INVITE names, so inbound calls would still share one list), several baresip
+processes (callers reach one SIP port), `answermode=auto` (it answers before the trust rules
+run: a refused caller would get 200 and a BYE, not 486). What was measured instead (three
+calls on loopback, baresip 1.0.0 with libre 1.1.0):
 
 - `callfind X` moves X to the end of the list, so `callfind A; callfind X; accept` puts A just
   before X: A is the call held, never a call still ringing in (unless A does not exist).
