@@ -327,11 +327,15 @@ class JackBridge:
 
     def _on_port_change(self, port: jack.Port | None, register: bool) -> None:
         """JACK's notification thread, in registration order: book the remote ports."""
-        if port is None or not self._remote.match(port.name):
+        try:
+            if port is None or not self._remote.match(port.name):
+                return
+            is_output = port.is_output
+        except jack.JackError:  # gone again before we looked: its unregistration follows
             return
         with self._changed:
             if register:
-                moved = self._book.registered(port.name, port.is_output)
+                moved = self._book.registered(port.name, is_output)
                 if moved is not None and moved.call_id in self._attached:
                     self._moves.put(moved)  # JACK forbids connecting from this thread
             else:
