@@ -11,13 +11,20 @@ from sipassist.telephony.holding import answer_prologue, resume_all
 class Call:
     baresip_id: str
     established: bool = True
+    direction: str = "outgoing"
+    answered: bool = False
 
 
 def test_an_answered_call_goes_in_front_with_a_reinvite_open():
-    ringing_out, up, newer_ringing = Call("a", False), Call("b"), Call("c", False)
-    assert answer_prologue([ringing_out, up, newer_ringing]) == [("callfind", "b"),
-                                                                 ("reinvite", "")]
-    assert answer_prologue([ringing_out]) == [("callfind", "a"), ("reinvite", "")]
+    ringing_out, up, ringing_in = Call("a", False), Call("b"), Call("c", False, "incoming")
+    accepted = Call("d", False, "incoming", answered=True)
+    assert answer_prologue([ringing_out, up, ringing_in]) == [
+        ("callfind", "c"), ("hold", ""), ("callfind", "b"), ("reinvite", "")]
+    assert answer_prologue([up, accepted, ringing_in])[-2:] == [("callfind", "d"), ("reinvite", "")]
+    assert answer_prologue([ringing_in, ringing_out]) == [
+        ("callfind", "c"), ("hold", ""), ("callfind", "a"), ("reinvite", "")]
+    # A caller ringing in is flagged held, so the answer's hold of it is a no-op.
+    assert answer_prologue([ringing_in]) == [("callfind", "c"), ("hold", "")]
     assert answer_prologue([]) == []
 
 

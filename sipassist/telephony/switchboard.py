@@ -89,6 +89,7 @@ class PhoneCall:
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
         self.established = False
+        self.answered = False  # we accepted it (its CALL_ESTABLISHED may not have come yet)
 
     def next_event(self, timeout: float | None) -> BaresipEvent | LinkLost | None:
         try:
@@ -313,13 +314,13 @@ class Switchboard:
         while True:
             self._hang_up_turned_away()
             with self._calls_lock:
-                others = [c for c in self._calls.values()
-                          if c is not call and c.baresip_id and not c.closed
-                          and (c.established or c.direction == "outgoing")]
+                others = [c for c in [*self._calls.values(), *self._turned_away.values()]
+                          if c is not call and c.baresip_id and not c.closed]
             result = self._call_command(call, "accept", before=answer_prologue(others),
                                         after=resume_all(others))
             if not result.ok:
                 raise CtrlError(f"baresip could not accept the call: {result.data.strip()}")
+            call.answered = True
             if not call.source:  # no trace of this call's INVITE: nothing to check the answer by
                 return
             if self.sip_trace.answered(call.baresip_id, timeout=0.3) or call.closed:
