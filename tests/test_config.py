@@ -31,6 +31,7 @@ def test_every_default_in_the_shipped_file_is_documented():
     ("[sip.registrar]\nusername = '1050'", ["sip.registrar.domain", "required"]),
     ("[sip.registrar]\ndomain = 'pbx'\npasswrd = 'x'", ["passwrd", "password"]),
     ("[queue]\nmax_concurrent = 0", ["queue.max_concurrent"]),
+    ("[queue]\nmax_concurrent = 4", ["queue.max_concurrent", "1 to 3"]),
     ("[nonsense]\n", ["nonsense", "sections are"]),
     ("[api\n", ["not valid TOML"]),
     ("[audio]\njack_server = 'baresip'", ["audio.jack_server", "JACK client"]),

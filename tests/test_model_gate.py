@@ -110,3 +110,49 @@ def test_the_api_queue_is_bounded():
     done.set()
     for thread in threads:
         thread.join(WAIT)
+
+
+def test_calls_at_once_take_turns_on_a_model_longest_waiting_first():
+    """Three calls want the ASR while a fourth uses it: each waits (none fails), and they get
+    it one at a time in the order they asked; a nested use by the holder does not block."""
+    gates = ModelGates(GateSettings(call_linger_seconds=0))
+    release = threading.Event()
+    using: list[str] = []
+    inside = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def turn(name: str, asked: threading.Event | None = None, hold: bool = False) -> None:
+        if asked:
+            asked.set()
+        with gates.call("asr"):
+            with lock:
+                inside["now"] += 1
+                inside["most"] = max(inside["most"], inside["now"])
+                using.append(name)
+            if hold:
+                with gates.call("asr"):  # nested: the same thread goes on
+                    assert release.wait(WAIT)
+            with lock:
+                inside["now"] -= 1
+
+    first = threading.Thread(target=turn, args=("first", None, True))
+    first.start()
+    waiting = []
+    for name in ("a", "b", "c"):
+        asked = threading.Event()
+        thread = threading.Thread(target=turn, args=(name, asked))
+        thread.start()
+        assert asked.wait(WAIT)
+        # Its turn is queued once it waits on the gate's condition (bounded poll, no sleep).
+        for _ in range(1000):
+            with gates._cond:
+                if len(gates._call_turns["asr"]) == len(waiting) + 1:
+                    break
+            threading.Event().wait(0.001)
+        waiting.append(thread)
+    assert using == ["first"]
+    release.set()
+    for thread in (first, *waiting):
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert using == ["first", "a", "b", "c"] and inside["most"] == 1, (using, inside)

@@ -6,6 +6,10 @@ from the true end of each question (known from the WAV it plays) to the first au
 reply in its recording. The daemon's transcript gives the breakdown (ASR, deciding the first
 sentence, synthesising it); endpointing is the configured silence; the rest is the audio path.
 ASR done early, during the endpointer's wait, is shown apart: it adds nothing.
+
+With `--concurrent N`, the same daemon then takes N such conversations at once (N phones
+calling together, each 0.3 s after the one before, so turns overlap and contend for the
+shared models), and the table sets their p50/p90 beside the single call's from the same run.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ QUESTIONS = [
 ]
 GAP_SECONDS = 9.0  # after each question: room for the longest answer before the next one
 ONSET_DBFS = -45.0  # a 20 ms frame this loud at the phone is reply audio
+QUIET_BEFORE = 0.3  # seconds before a question's end that must be quiet to time the reply
 
 
 @dataclass
@@ -59,7 +64,11 @@ class Turn:
     answer: str
 
 
-def _settings(base: Settings, work: Path, daemon_port: int, phone_port: int) -> Settings:
+STAGGER_SECONDS = 0.3  # between the phones of a concurrent run: their turns overlap
+
+
+def _settings(base: Settings, work: Path, daemon_port: int, phone_port: int,
+              concurrent: int = 1) -> Settings:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         api_port = sock.getsockname()[1]
@@ -76,13 +85,19 @@ def _settings(base: Settings, work: Path, daemon_port: int, phone_port: int) -> 
         "listening": asdict(base.listening),
         "llm": asdict(base.llm),
         "conversation": {**asdict(base.conversation), "idle_seconds": GAP_SECONDS + 10},
+        "queue": {"max_concurrent": max(1, concurrent)},
     })
 
 
 def _onset_after(samples: np.ndarray, rate: int, start: float, limit: float) -> float | None:
-    """Seconds of the first loud 20 ms frame in [start, limit)."""
+    """Seconds of the first loud 20 ms frame in [start, limit); None when the phone was still
+    hearing something over QUIET_BEFORE s before `start` (a long reply to the question before
+    runs on: its tail would pass for a fast answer)."""
     frame = rate // 50
     threshold = 10 ** (ONSET_DBFS / 20)
+    before = samples[max(0, int((start - QUIET_BEFORE) * rate)):int(start * rate)]
+    if len(before) and np.sqrt(np.mean(before ** 2)) > threshold:
+        return None
     first, last = int(start * rate), min(len(samples), int(limit * rate))
     for at in range(first, last - frame, frame):
         chunk = samples[at:at + frame]
@@ -91,42 +106,97 @@ def _onset_after(samples: np.ndarray, rate: int, start: float, limit: float) -> 
     return None
 
 
-def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> int:
+def run(base: Settings, questions: int = 6, json_path: Path | None = None,
+        concurrent: int = 1) -> int:
     from ..daemon import Daemon
 
     asked = (QUESTIONS * 2)[:questions]
     with tempfile.TemporaryDirectory(prefix="sipassist-bench-") as tmp:
         work = Path(tmp)
         free = (p for p in range(31000, 60000, 100) if _port_block_free(p))
-        daemon_port, phone_port = next(free), next(free)
-        settings = _settings(base, work, daemon_port, phone_port)
+        daemon_port = next(free)
+        phone_ports = [next(free) for _ in range(max(1, concurrent))]
+        settings = _settings(base, work, daemon_port, phone_ports[0], concurrent)
         started = time.monotonic()
         daemon = Daemon(settings)
         load_seconds = time.monotonic() - started
         if not daemon.start(ready_timeout=60):
             print("bench call: the daemon did not become ready")
             return 1
-        phone = TestPhone(work / "phone", phone_port, phone_port + 5,
-                          f"{phone_port + 10}-{phone_port + 99}", answermode="auto")
+        phones = [TestPhone(work / f"phone{n}", port, port + 5, f"{port + 10}-{port + 99}",
+                            answermode="auto", user=f"bench{n}")
+                  for n, port in enumerate(phone_ports)]
         try:
-            track, ends = _question_track(daemon, asked)
-            phone.set_speech(track, settings.audio.sample_rate)
-            cpu_before, wall_before = time.process_time(), time.monotonic()
-            phone.command("dial", f"sip:{settings.sip.user}@{settings.sip.listen}")
-            phone.wait_event(CALL_ESTABLISHED, timeout=30)
-            phone.wait_event(CALL_CLOSED, timeout=len(asked) * (GAP_SECONDS + 8) + 60)
-            daemon.queue.wait_idle(timeout=30)
-            cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
+            single, cpu = _conversations(daemon, settings, phones[:1], asked)
             pss_mb = _pss_mb()
-            heard, rate = read_wav(phone.recording())
-            record = daemon.queue.recent(1, "inbound")[0]
-            turns = _turns(record.transcript, asked, ends, heard, rate, settings)
+            together = None
+            if concurrent > 1:
+                together, _ = _conversations(daemon, settings, phones, asked)
         finally:
-            phone.stop()
+            for phone in phones:
+                phone.stop()
             daemon.stop()
+    turns = single[0]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    _report(turns, rss_mb, pss_mb, cpu, load_seconds, settings, json_path)
+    _report(turns, rss_mb, pss_mb, cpu, load_seconds, settings,
+            None if together else json_path)
+    if together:
+        _report_concurrent(turns, together, settings, json_path)
     return 0
+
+
+def _conversations(daemon, settings: Settings, phones: list[TestPhone], asked: list[str]
+                   ) -> tuple[list[list[Turn]], float]:
+    """Each phone calls the daemon (a second apart) and asks `asked`; the turns per phone,
+    and the CPU cores the daemon's process used meanwhile."""
+    track, ends = _question_track(daemon, asked)
+    rate = settings.audio.sample_rate
+    for phone in phones:
+        phone.set_speech(track, rate)
+    cpu_before, wall_before = time.process_time(), time.monotonic()
+    for n, phone in enumerate(phones):
+        if n:
+            time.sleep(STAGGER_SECONDS)  # a deliberate offset between callers, not a wait
+        phone.command("dial", f"sip:{settings.sip.user}@{settings.sip.listen}")
+        phone.wait_event(CALL_ESTABLISHED, timeout=30)
+    for phone in phones:
+        phone.wait_event(CALL_CLOSED, timeout=len(asked) * (GAP_SECONDS + 8) + 60)
+    daemon.queue.wait_idle(timeout=30)
+    cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
+    records = daemon.queue.recent(len(phones), "inbound")
+    results = []
+    for phone in phones:
+        record = next(r for r in records if f"sip:{phone.user}@" in r.dial_uri)
+        heard, heard_rate = read_wav(phone.recording())
+        results.append(_turns(record.transcript, asked, ends, heard, heard_rate, settings))
+    return results, cpu
+
+
+def _report_concurrent(single: list[Turn], together: list[list[Turn]], settings: Settings,
+                       json_path: Path | None) -> None:
+    """Voice-to-voice p50/p90: one call alone, then N at once (the same daemon and run)."""
+    fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+    rows = []
+    for label, turns in (("1 call", single),
+                         (f"{len(together)} calls at once", [t for ts in together for t in ts])):
+        latencies = [t.latency_ms for t in turns if t.latency_ms is not None]
+        answered = sum(bool(t.tool) or bool(t.answer) for t in turns)
+        rows.append({"calls": label, "turns": len(turns), "measured": len(latencies),
+                     "answered": answered, "p50_ms": _percentile(latencies, 0.5),
+                     "p90_ms": _percentile(latencies, 0.9),
+                     "max_ms": max(latencies) if latencies else None})
+    print(f"\n{'calls':22} {'turns':>5} {'measured':>8} {'p50 ms':>7} {'p90 ms':>7} {'max ms':>7}")
+    for row in rows:
+        print(f"{row['calls']:22} {row['turns']:>5} {row['measured']:>8} {fmt(row['p50_ms']):>7} "
+              f"{fmt(row['p90_ms']):>7} {fmt(row['max_ms']):>7}")
+    path = json_path or Path("bench-results") / f"call-concurrent-{len(together)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "rows": rows, "stagger_seconds": STAGGER_SECONDS,
+        "asr_model": settings.models.asr_model, "llm": settings.llm.backend,
+        "single_turns": [asdict(t) for t in single],
+        "concurrent_turns": [[asdict(t) for t in turns] for turns in together]}, indent=2))
+    print(f"wrote {path}")
 
 
 def _pss_mb() -> float | None:

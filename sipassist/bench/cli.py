@@ -46,7 +46,8 @@ def _llm(settings: Settings, args: argparse.Namespace) -> int:
 def _call(settings: Settings, args: argparse.Namespace) -> int:
     from .call import run
 
-    return run(settings, questions=args.questions, json_path=args.json)
+    return run(settings, questions=args.questions, json_path=args.json,
+               concurrent=args.concurrent)
 
 
 def _recovery(settings: Settings, args: argparse.Namespace) -> int:
@@ -147,8 +148,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     kind("llm", _llm, "the local models on the test set's general questions").add_argument(
         "--llm", default="qwen-0.5b",
         help="comma-separated models (default qwen-0.5b; also qwen-1.5b)")
-    _questions(kind("call", _call, "real calls over loopback: voice-to-voice latency, "
-                                   "p50/p90, breakdown"), 6)
+    call = kind("call", _call, "real calls over loopback: voice-to-voice latency, "
+                               "p50/p90, breakdown")
+    _questions(call, 6)
+    call.add_argument("--concurrent", type=int, default=1, metavar="N",
+                      help="then N conversations at once (p50/p90 beside the single call's; "
+                           "JSON in bench-results/ unless --json)")
     kind("recovery", _recovery, "kill -9 jackd 5 times and baresip 3 times: seconds until "
                                 "healthy")
     health = kind("health", _health, "GET /health of a running daemon under concurrent "

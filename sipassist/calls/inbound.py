@@ -143,7 +143,7 @@ class InboundCalls:
     def _converse(self, record: CallRecord, call: PhoneCall) -> dict[str, object]:
         """The dialogue; returns how it ended (status, error: a lost link, ...)."""
         try:
-            audio = self.switchboard.bridge.attach()
+            audio = self.switchboard.bridge.attach(call.baresip_id)
         except BridgeError:
             if call.closed:  # the caller hung up straight after answering
                 return {"status": COMPLETED, "error": None}

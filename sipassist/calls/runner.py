@@ -173,7 +173,7 @@ class CallRunner:
     def _answered(self, record: CallRecord, call: PhoneCall, speech: np.ndarray | None,
                   update: Callable[..., CallRecord]) -> CallRecord:
         try:
-            audio = self.switchboard.bridge.attach()
+            audio = self.switchboard.bridge.attach(call.baresip_id)
         except BridgeError as exc:
             self.switchboard.hangup(call)
             return update(status=FAILED, completed_at=iso(utc_now()), error=str(exc))

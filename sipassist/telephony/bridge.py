@@ -2,7 +2,8 @@
 
 baresip opens a JACK client per call and direction (`baresip:output_1` carries what the far end
 says, `baresip-01:input_1` takes what we send). The bridge keeps one JACK client of its own and,
-per call, a pair of ports connected to the call's ports once they appear.
+per call, a pair of ports connected to that call's ports once they appear: which ports are whose
+is told by call_ports.PortBook, from the order baresip starts calls' audio.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 
 import jack
 import numpy as np
+
+from .call_ports import IN, OUT, Moved, PortBook
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class CallAudio:
         self._playlist: deque[Playback] = deque()
         self._playlist_lock = threading.Lock()  # play() vs stop_playback(); never in process()
         self.remote_ports: tuple[str, str] = ("", "")
+        self.call_id: str | None = None  # baresip's id of the call, when attached by it
         self._played = np.zeros(int(self.PLAYED_HISTORY * sample_rate), np.float32)
         self._silent_for = len(self._played)  # samples since we last played anything
 
@@ -156,11 +161,12 @@ class JackBridge:
         self.on_shutdown = on_shutdown
         self._client: jack.Client | None = None
         self._calls: tuple[CallAudio, ...] = ()
-        # JACK reuses port names and ids from call to call, so each registration of a name gets
-        # a generation number; a call claims a port name at the generation it saw.
-        self._generations: dict[str, int] = {}
-        self._claimed: dict[str, int] = {}
-        self._registrations = itertools.count(1)
+        self._remote = re.compile(rf"^{re.escape(remote_client)}(-[0-9]+)?:")
+        self._book = PortBook()  # under _changed
+        self._attached: dict[str, CallAudio] = {}  # call id -> its audio, under _changed
+        # Connections to make again (a call's port re-created), off JACK's notification thread.
+        self._moves: queue.Queue[Moved | None] = queue.Queue()
+        self._mover: threading.Thread | None = None
         self._changed = threading.Condition()
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
@@ -190,15 +196,22 @@ class JackBridge:
         client.set_port_registration_callback(self._on_port_change, only_available=False)
         client.set_shutdown_callback(self._on_shutdown)
         client.set_xrun_callback(self._on_xrun)
+        with self._changed:
+            self._book.reset()
         client.activate()
         client.get_ports()  # lets JACK-Client report unregistrations of ports that exist now
         self._client = client
+        if self._mover is None:
+            self._mover = threading.Thread(target=self._move_loop, name="jack-ports", daemon=True)
+            self._mover.start()
 
     def close(self) -> None:
         # Under the lock: a call detaching at the same time must not touch a closed client.
         with self._lock:
             client, self._client = self._client, None
             self._calls = ()
+        with self._changed:
+            self._attached.clear()
         if client is not None:
             try:
                 client.deactivate()
@@ -206,8 +219,21 @@ class JackBridge:
             except jack.JackError as exc:
                 log.debug("closing JACK client: %s", exc)
 
-    def attach(self, timeout: float = 5.0) -> CallAudio:
-        """Give the newest call's audio, once baresip has registered its ports."""
+    def expect(self, call_id: str) -> None:
+        """baresip is starting `call_id`'s audio (told in ctrl_tcp order): its ports come next."""
+        with self._changed:
+            self._book.expect(call_id)
+            self._changed.notify_all()
+
+    def forget(self, call_id: str) -> None:
+        """The call ended: its ports, if they never came or are not attached, are no one's."""
+        with self._changed:
+            if call_id not in self._attached:
+                self._book.forget(call_id)
+
+    def attach(self, call_id: str | None = None, timeout: float = 5.0) -> CallAudio:
+        """The audio of call `call_id`, once baresip has registered its ports (with no id:
+        the oldest ports no call was expecting, for a single far end)."""
         client = self._require_client()
         with self._lock:
             name = f"call{next(self._names)}"
@@ -218,20 +244,31 @@ class JackBridge:
                 raise BridgeError(f"call audio not available: {exc}") from None
             audio = CallAudio(name, inport, outport, self.sample_rate)
             try:
-                remote_out, remote_in = self._wait_for_call_ports(client, timeout)
+                remote_out, remote_in = self._wait_for_call_ports(call_id, timeout)
                 client.connect(remote_out, inport)
                 client.connect(outport, remote_in)
             except (BridgeError, jack.JackError) as exc:
                 inport.unregister()
                 outport.unregister()
+                if call_id:
+                    self.forget(call_id)
                 raise BridgeError(f"call audio not available: {exc}") from None
-            audio.remote_ports = (remote_out.name, remote_in.name)
+            audio.remote_ports = (remote_out, remote_in)
             self._calls = (*self._calls, audio)
-        log.debug("bridge %s <- %s, -> %s", name, remote_out.name, remote_in.name)
+            if call_id:
+                with self._changed:
+                    self._attached[call_id] = audio
+                    audio.call_id = call_id
+        log.debug("bridge %s (%s) <- %s, -> %s", name, call_id, remote_out, remote_in)
         return audio
 
     def detach(self, audio: CallAudio) -> None:
         audio.stop_playback()
+        call_id = getattr(audio, "call_id", None)
+        if call_id:
+            with self._changed:
+                self._attached.pop(call_id, None)
+                self._book.forget(call_id)
         with self._lock:
             self._calls = tuple(c for c in self._calls if c is not audio)
             # The process thread may still hold the old tuple: let it finish that cycle before
@@ -244,32 +281,26 @@ class JackBridge:
                     except jack.JackError:
                         pass
 
-    def _wait_for_call_ports(self, client: jack.Client, timeout: float) -> tuple[jack.Port, jack.Port]:
-        """The first unclaimed baresip output and input ports (a call's two directions)."""
-        prefix = self.remote_client
+    def _wait_for_call_ports(self, call_id: str | None, timeout: float) -> tuple[str, str]:
+        """The names of the call's output and input ports, once registered."""
+        def found() -> tuple[str, str] | None:
+            return self._book.ports_of(call_id) if call_id else self._book.take_any()
 
-        def unclaimed(is_output: bool) -> jack.Port | None:
-            for port in client.get_ports(f"^{prefix}(-[0-9]+)?:", is_audio=True,
-                                         is_output=is_output, is_input=not is_output):
-                generation = self._generations.get(port.name, 0)
-                if generation > self._claimed.get(port.name, 0):
-                    return port
-            return None
+        got: list[tuple[str, str]] = []
+
+        def ready() -> bool:
+            if not got and (ports := found()) is not None:
+                got.append(ports)
+            return bool(got) or self._shutdown.is_set()
 
         with self._changed:
-            found = self._changed.wait_for(
-                lambda: self._shutdown.is_set() or (unclaimed(True) and unclaimed(False)), timeout
-            )
+            self._changed.wait_for(ready, timeout)
+        ports = got[0] if got else None
         if self._shutdown.is_set():
             raise BridgeError("JACK server shut down")
-        if not found:
+        if ports is None:
             raise BridgeError(f"baresip registered no call ports within {timeout:g} s")
-        remote_out, remote_in = unclaimed(True), unclaimed(False)
-        assert remote_out and remote_in
-        with self._changed:
-            for port in (remote_out, remote_in):
-                self._claimed[port.name] = self._generations[port.name]
-        return remote_out, remote_in
+        return ports
 
     def _require_client(self) -> jack.Client:
         if self._client is None or self._shutdown.is_set():
@@ -295,10 +326,47 @@ class JackBridge:
             time.sleep(0.005)
 
     def _on_port_change(self, port: jack.Port | None, register: bool) -> None:
+        """JACK's notification thread, in registration order: book the remote ports."""
+        try:
+            if port is None or not self._remote.match(port.name):
+                return
+            is_output = port.is_output
+        except jack.JackError:  # gone again before we looked: its unregistration follows
+            return
         with self._changed:
-            if register and port is not None:
-                self._generations[port.name] = next(self._registrations)
+            if register:
+                moved = self._book.registered(port.name, is_output)
+                if moved is not None and moved.call_id in self._attached:
+                    self._moves.put(moved)  # JACK forbids connecting from this thread
+            else:
+                self._book.unregistered(port.name)
             self._changed.notify_all()
+
+    def _move_loop(self) -> None:
+        """Connect a call again to its re-created port (a held and resumed call's player)."""
+        while True:
+            moved = self._moves.get()
+            if moved is None:
+                return
+            with self._changed:
+                audio = self._attached.get(moved.call_id)
+            client = self._client
+            if audio is None or client is None:
+                continue
+            try:
+                if moved.kind == OUT:
+                    client.connect(moved.new, audio.inport)
+                else:
+                    client.connect(audio.outport, moved.new)
+            except jack.JackError as exc:
+                log.warning("call %s: could not connect its new port %s: %s",
+                            moved.call_id, moved.new, exc)
+                continue
+            ports = list(audio.remote_ports)
+            ports[moved.kind] = moved.new
+            audio.remote_ports = (ports[OUT], ports[IN])
+            log.info("call %s: baresip re-created its port %s as %s; connected again",
+                     moved.call_id, moved.old, moved.new)
 
     def _on_xrun(self, delayed_usecs: float) -> None:
         self.xruns += 1

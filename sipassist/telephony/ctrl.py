@@ -128,16 +128,23 @@ class CtrlConnection:
         finally:
             self._pending.pop(token, None)
 
-    def batch(self, commands: list[tuple[str, str]], timeout: float = 5.0) -> list[CommandResult]:
+    def batch(self, commands: list[tuple[str, str]], timeout: float = 5.0,
+              on_reply: Callable[[int, CommandResult], None] | None = None
+              ) -> list[CommandResult]:
         """Several commands in one write. ctrl_tcp runs all frames of one read before baresip
         handles any SIP message, so `callfind <id>` and the command after it act on that
-        call with no INVITE slipping in between (which would make it baresip's current call)."""
+        call with no INVITE slipping in between (which would make it baresip's current call).
+        `on_reply(index, result)` runs on the reader thread as each reply comes, before any
+        event baresip sent after it is handled."""
         if any("\n" in p or "\r" in p for _, p in commands):
             raise CtrlError("command parameters must be one line")
         tokens = [str(next(self._tokens)) for _ in commands]
         futures: list[Future[CommandResult]] = []
-        for token in tokens:
+        for index, token in enumerate(tokens):
             futures.append(Future())
+            if on_reply is not None:
+                futures[-1].add_done_callback(
+                    lambda done, i=index: done.exception() or on_reply(i, done.result()))
             self._pending[token] = futures[-1]
         frames = b"".join(encode_frame({"command": name, "params": params, "token": token})
                           for (name, params), token in zip(commands, tokens))

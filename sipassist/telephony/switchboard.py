@@ -25,10 +25,12 @@ from ..config import JACK_BARESIP_CLIENT, JACK_BRIDGE_CLIENT, Settings
 from . import baresip
 from .bridge import BridgeError, JackBridge, NoJackServer
 from .ctrl import CtrlConnection, CtrlError, listed_calls
+from .holding import answer_prologue, resume_all
 from .events import (
     CALL_CLOSED,
     CALL_ESTABLISHED,
     CALL_INCOMING,
+    CALL_REMOTE_SDP,
     REGISTER_FAIL,
     REGISTER_OK,
     BaresipEvent,
@@ -94,6 +96,7 @@ class PhoneCall:
         self.events: queue.Queue[BaresipEvent | LinkLost] = queue.Queue()
         self.closed = False
         self.established = False
+        self.answered = False  # we accepted it (its CALL_ESTABLISHED may not have come yet)
 
     def next_event(self, timeout: float | None) -> BaresipEvent | LinkLost | None:
         try:
@@ -150,6 +153,7 @@ class Switchboard:
         self._gate: queue.Queue[PhoneCall | None] = queue.Queue()
         self._gate_thread: threading.Thread | None = None
         self._command_lock = threading.Lock()  # one call-addressed command at a time
+        self._audio_started: set[str] = set()  # call ids whose first SDP baresip reported
         self._strays = 0  # calls baresip holds that the daemon does not know
         self._strays_checked = 0.0
         self._registered = False
@@ -293,15 +297,29 @@ class Switchboard:
     # -- calls -------------------------------------------------------------------------------
 
     def dial(self, uri: str) -> PhoneCall:
-        """Start a call to an already validated SIP URI."""
+        """Start a call to an already validated SIP URI.
+
+        `callstat` in the same write reports the new call (it is baresip's current call then):
+        its id is bound on the reader thread before any of the call's events is routed."""
         call = PhoneCall(uri)
+        dialled = threading.Event()
+
+        def bind(index: int, result: CommandResult) -> None:
+            if index == 0 and result.ok:
+                dialled.set()
+            elif index == 1 and dialled.is_set():
+                found = _CALLSTAT_ID.search(result.data)
+                if found:
+                    self._bind(call, found.group(1))
+
         with self._dial_lock:
             ctrl = self._require_ctrl()
             with self._calls_lock:
                 self._unbound.append(call)
             try:
                 with self._command_lock:  # the new call becomes baresip's current call
-                    result = ctrl.command("dial", uri)
+                    result, _ = ctrl.batch([("dial", uri), ("callstat", "")], timeout=5,
+                                           on_reply=bind)
             except CtrlError:
                 self._forget(call)
                 raise
@@ -310,19 +328,35 @@ class Switchboard:
                 raise CtrlError(f"baresip refused to dial: {result.data.strip() or 'no reason'}")
         return call
 
-    def accept(self, call: PhoneCall, timeout: float = 3.0) -> None:
-        """Answer this incoming call, and no other.
+    def _bind(self, call: PhoneCall, call_id: str) -> None:
+        with self._calls_lock:
+            if call in self._unbound:
+                self._unbound.remove(call)
+                call.baresip_id = call_id
+                self._calls[call_id] = call
 
-        baresip 1.0's `accept` answers the current call after putting the one before it on
-        hold, and fails when that one is still ringing: so calls being turned away are hung up
-        first, and the answer is retried until baresip's trace shows the 200 OK went out.
+    def accept(self, call: PhoneCall, timeout: float = 3.0) -> None:
+        """Answer this incoming call, and no other, leaving every other call as it was.
+
+        baresip 1.0's `accept` answers its current call after putting the call listed just
+        before it on hold (ua_hold_answer), and fails when that one is still ringing in. So,
+        in one write (see holding.py): one of our answered calls is put just before this one
+        with a re-INVITE under way (the hold then only waits as a pending offer), this one is
+        answered, and each of our other calls is resumed (a no-op unless held).
+        Calls being turned away are hung up first, and the answer is retried until baresip's
+        trace shows the 200 OK went out.
         """
         deadline = time.monotonic() + timeout
         while True:
             self._hang_up_turned_away()
-            result = self._call_command(call, "accept")
+            with self._calls_lock:
+                others = [c for c in [*self._calls.values(), *self._turned_away.values()]
+                          if c is not call and c.baresip_id and not c.closed]
+            result = self._call_command(call, "accept", before=answer_prologue(others),
+                                        after=resume_all(others))
             if not result.ok:
                 raise CtrlError(f"baresip could not accept the call: {result.data.strip()}")
+            call.answered = True
             if not call.source:  # no trace of this call's INVITE: nothing to check the answer by
                 return
             if self.sip_trace.answered(call.baresip_id, timeout=0.3) or call.closed:
@@ -388,17 +422,24 @@ class Switchboard:
             raise CtrlError("baresip is not running (it is being restarted)")
         return ctrl
 
-    def _call_command(self, call: PhoneCall, name: str, params: str = "") -> CommandResult:
-        """`name` (accept, hangup, transfer, ...) for this call only: see _call_commands."""
-        return self._call_commands(call, [(name, params)])[-1]
+    def _call_command(self, call: PhoneCall, name: str, params: str = "",
+                      before: list[tuple[str, str]] = (), after: list[tuple[str, str]] = ()
+                      ) -> CommandResult:
+        """`name` (accept, hangup, transfer, ...) for this call only: see _call_commands.
+        `before` runs ahead of the `callfind` that picks the call, `after` behind the command
+        (in the same write)."""
+        results = self._call_commands(call, [(name, params)], before, after)
+        return results[0]
 
-    def _call_commands(self, call: PhoneCall, commands: list[tuple[str, str]]
+    def _call_commands(self, call: PhoneCall, commands: list[tuple[str, str]],
+                       before: list[tuple[str, str]] = (), after: list[tuple[str, str]] = ()
                        ) -> list[CommandResult]:
         """Commands for this call only: baresip 1.0's commands act on its current call, so
         `callfind <id>` makes it current in the same write (see CtrlConnection.batch). A call
         baresip no longer has gets no command at all, since they would then fall on whatever
         call is current."""
         ctrl = self._require_ctrl()
+        before, after = list(before), list(after)
         with self._command_lock:
             if not call.baresip_id:  # dialled, not yet reported: the newest call is this one
                 return ctrl.batch(commands, timeout=3)
@@ -408,11 +449,13 @@ class Switchboard:
                     if self._turned_away.get(call.baresip_id) is call:
                         del self._turned_away[call.baresip_id]
                 raise CtrlError(f"baresip has no call {call.baresip_id} any more")
-            found, *results = ctrl.batch([("callfind", call.baresip_id), *commands], timeout=3)
+            results = ctrl.batch([*before, ("callfind", call.baresip_id), *commands, *after],
+                                 timeout=3)
+            found = results[len(before)]
             if not _found(found, call.baresip_id):
                 log.warning("call %s ended just before %s; baresip's current call got it",
                             call.baresip_id, commands[0][0])
-            return results
+            return results[len(before) + 1 : len(before) + 1 + len(commands)]
 
     def _hang_up_quietly(self, call: PhoneCall) -> None:
         try:
@@ -460,6 +503,7 @@ class Switchboard:
             return
         if not event.call_id:
             return
+        self._book_audio(event)
         call = self._route(event)
         if call is None:
             return
@@ -468,6 +512,16 @@ class Switchboard:
         elif event.type == CALL_ESTABLISHED:
             call.established = True
         call.events.put(event)
+
+    def _book_audio(self, event: BaresipEvent) -> None:
+        """On the reader thread, so in baresip's order: a call's first SDP means its JACK ports
+        come next (see call_ports.py); every call counts, ours or not, to keep that order."""
+        if event.type == CALL_REMOTE_SDP and event.call_id not in self._audio_started:
+            self._audio_started.add(event.call_id)
+            self.bridge.expect(event.call_id)
+        elif event.type == CALL_CLOSED:
+            self._audio_started.discard(event.call_id)
+            self.bridge.forget(event.call_id)
 
     def _incoming(self, event: BaresipEvent) -> None:
         """Runs on the reader thread: note the call, leave the checks to the gate thread."""
@@ -539,6 +593,7 @@ class Switchboard:
             self._calls.clear()
             self._unbound.clear()
             self._turned_away.clear()
+            self._audio_started.clear()
         for call in calls:
             call.closed = True
             call.events.put(LinkLost(reason))

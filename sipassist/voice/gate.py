@@ -4,7 +4,9 @@ The box has a few cores and one copy of each model. A live call must never wait 
 beyond the one slice already running, so:
 
 - A call takes a model as soon as its current user is done: it never queues behind API
-  requests (`call(model)`).
+  requests (`call(model)`). Calls at the same time take turns on each model, one at a time,
+  in the order they asked (the call that waited longest goes first): a turn waits, never
+  fails. A thread already using the model goes on (no deadlock on a nested use).
 - An API request takes a model only while no call needs *any* model: none holds or waits for
   one, no caller is speaking (their turn is coming), and the last call use ended more than
   `call_linger_seconds` ago (the gaps between a turn's ASR, LLM and TTS). One model, one user.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,19 +67,33 @@ class ModelGates:
         self._calls_using = 0  # call uses in progress or waiting, all models
         self._api_waiting: dict[str, int] = {m: 0 for m in MODELS}
         self._last_call_use = float("-inf")
+        self._call_turns: dict[str, deque[object]] = {m: deque() for m in MODELS}  # FIFO
+        self._call_holder: dict[str, int | None] = {m: None for m in MODELS}  # thread using it
 
     # -- calls ------------------------------------------------------------------------------
 
     @contextmanager
     def call(self, model: str) -> Iterator[None]:
-        """A live call's use: waits only for the API slice now running, if any."""
+        """A live call's use: waits for the API slice now running, if any, and for the calls
+        that asked for this model before it (first come, first served)."""
+        me = threading.get_ident()
         with self._cond:
             self._calls_using += 1
-            self._cond.wait_for(lambda: not self._api_holding[model])
+            nested = self._call_holder[model] == me
+            if not nested:
+                turn = object()
+                turns = self._call_turns[model]
+                turns.append(turn)
+                self._cond.wait_for(lambda: turns[0] is turn and self._call_holder[model] is None
+                                    and not self._api_holding[model])
+                turns.popleft()
+                self._call_holder[model] = me
         try:
             yield
         finally:
             with self._cond:
+                if not nested:
+                    self._call_holder[model] = None
                 self._calls_using -= 1
                 self._last_call_use = time.monotonic()
                 self._cond.notify_all()
