@@ -114,7 +114,7 @@ def test_the_shipped_example_on_the_card_installs_as_the_defaults(root: Path) ->
     assert set(installed(root)) == {"sip", "api", "audio", "paths", "queue", "models",
                                     "webhooks", "calls", "listening", "tools", "schedule",
                                     "station", "conversation", "llm", "knowledge", "texts",
-                                    "model_api"}
+                                    "model_api", "agents", "threads", "directory"}
     assert not (root / "etc/localtime").exists()  # timezone "" = leave the box's zone
 
 
