@@ -49,8 +49,13 @@ def config_text(sip: SipSettings, audio: AudioSettings, max_calls: int = 4) -> s
         "jitter_buffer_delay 5-10",
         "audio_buffer 20-160",
         f"module_path {MODULE_PATH}",
-        "module g711.so",
-        "module g722.so",
+        # baresip resamples a call whose codec rate differs from JACK's, and Debian's
+        # baresip 1.0 (libre/rem) does 8 <-> 16 kHz with a filter made for 48 kHz: at 16 kHz
+        # it cuts at ~1.3 kHz, and a G.711 caller's 1-4 kHz band arrives 10-45 dB down
+        # (bench asr --live). So the codec that needs no resampling comes first (the order
+        # of our offer), and at 8 kHz G.722 is not offered at all.
+        *(["module g722.so", "module g711.so"] if audio.sample_rate >= 16000
+          else ["module g711.so"]),
         "module jack.so",
         "module ctrl_tcp.so",
         "module_tmp account.so",
