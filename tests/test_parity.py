@@ -90,3 +90,36 @@ def test_pss_is_measured_and_broken_down():
     parts = pss_breakdown()
     assert total and total > 1
     assert parts and abs(sum(parts.values()) - total) < 0.2 * total + 5
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+def test_the_tts_cache_is_bounded_in_bytes(synthesizer):
+    from sipassist.voice.tts import Synthesizer
+
+    small = Synthesizer(synthesizer.voice, 16000, cache_size=64, cache_bytes=200_000)
+    long = "This sentence is long enough to take a few seconds to say on the phone line."
+    first = small.synthesize(long)
+    assert first.nbytes > 100_000  # so two of them do not fit
+    small.synthesize(long + " Again.")
+    assert small.synthesize(long) is not first  # evicted: synthesised afresh
+    assert small._cached_bytes <= 200_000
+    tiny = small.synthesize("Hi.")
+    assert small.synthesize("Hi.") is tiny  # a short one stays
+
+
+def test_contexts_of_one_model_share_its_weights(models_dir):
+    from sipassist.models import resolve_llm_model
+    from sipassist.voice.llama_models import load_llama
+
+    model = resolve_llm_model("qwen-0.5b", models_dir)
+    first = load_llama(model.path, n_ctx=256, n_threads=1, verbose=False)
+    second = load_llama(model.path, n_ctx=256, n_threads=1, verbose=False)
+    assert second._model.model == first._model.model  # one llama_model, two contexts
+    assert second._ctx.ctx != first._ctx.ctx
+    # Both still work, each with its own state.
+    assert first.tokenize(b"hello") == second.tokenize(b"hello")
+    out = second.create_completion("1, 2, 3,", max_tokens=3, temperature=0)
+    assert out["choices"][0]["text"].strip()
+    del first  # the borrower keeps the model alive
+    assert second.create_completion("a, b, c,", max_tokens=2, temperature=0)["choices"]

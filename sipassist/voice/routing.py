@@ -109,10 +109,10 @@ class ToolRouter:
     """
 
     def __init__(self, model_path: Path, threads: int = 2, context: int = 1024) -> None:
-        from llama_cpp import Llama
+        from .llama_models import load_llama  # one model for every context
 
-        self._llm = Llama(model_path=str(model_path), n_ctx=context, n_threads=threads,
-                          n_batch=64, flash_attn=True, verbose=False)
+        self._llm = load_llama(model_path, n_ctx=context, n_threads=threads,
+                               n_batch=64, flash_attn=True, verbose=False)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
 
