@@ -178,6 +178,7 @@ def run(settings: Settings, audio_dir: Path, count: int = 30, voice: str = "pipe
     summary.update(voice=voice, gap_seconds=gap, seconds=round(time.monotonic() - started),
                    pss_idle_mb=None if live.pss_idle_mb is None else round(live.pss_idle_mb),
                    pss_call_mb=None if live.pss_call_mb is None else round(live.pss_call_mb),
+                   alone_call_mb=live.alone_call_mb,
                    llm=settings.llm.model, asr_model=settings.models.asr_model,
                    sample_rate=settings.audio.sample_rate)
     print(format_report(rows, summary), file=out)
@@ -222,5 +223,5 @@ def format_report(rows: list[Row], summary: dict) -> str:
                  f" (target >= 97%); nonsense answers to misheard questions: "
                  f"{summary['nonsense']} (target 0); re-asks {summary['reasks']}; PSS idle "
                  f"{fmt(summary['pss_idle_mb'])} MB, in the call {fmt(summary['pss_call_mb'])} "
-                 f"MB (target <= 1200)")
+                 f"MB (target <= 1200; alone on a box {fmt(summary.get('alone_call_mb'))} MB)")
     return "\n".join(lines)

@@ -42,6 +42,13 @@ def _stamped(name: str) -> Path:
     return Path("bench-results") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
 
+def _answers(settings: Settings, args: argparse.Namespace) -> int:
+    from .answers_live import run
+
+    return run(settings, args.audio_dir, count=args.count, voice=args.voices or "piper",
+               gap=args.gap, json_path=args.json or _stamped("answers"))
+
+
 def _memory(settings: Settings, args: argparse.Namespace) -> int:
     from .memory import run
 
@@ -179,6 +186,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     store.add_argument("--dir", type=Path, default=None, metavar="DIR",
                        help="where the state goes (default: a temporary directory; use the "
                             "state directory's filesystem)")
+    answers = kind("answers", _answers, "the test set through real calls: answers checked "
+                                        "against the expected values per category, "
+                                        "voice-to-voice p50/p90 per path, re-asks, PSS "
+                                        "(JSON in bench-results/ unless --json)")
+    _set_audio_options(answers)
+    answers.add_argument("--count", type=int, default=30, metavar="N",
+                         help="utterances said, spread over the set, the last a goodbye "
+                              "(default 30; 157 for all)")
+    answers.add_argument("--gap", type=float, default=9.0, metavar="S",
+                         help="seconds after each utterance, for the answer (default 9)")
     kind("memory", _memory, "the daemon's PSS with every model loaded, idle and in a call, "
                             "by mapping (JSON in bench-results/ unless --json)")
     kind("knowledge", _knowledge, "knowledge base: insert rate, query latency, recall "

@@ -24,7 +24,7 @@ from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..voice.asr import read_wav
 from ..voice.resample import resample
 from .call import _port_block_free, _settings
-from .memory import pss_breakdown, pss_mb
+from .memory import alone_mb, pss_breakdown, pss_mb
 from .phone import TestPhone
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class LiveCall:
     pss_idle_mb: float | None = None
     pss_call_mb: float | None = None  # the largest seen during the call
     pss_call_breakdown: dict[str, float] = field(default_factory=dict)  # at that peak
+    alone_call_mb: float | None = None  # at that peak, as if no other process shared files
     closed: bool = False  # the daemon ended the call (after a goodbye)
     sent: np.ndarray | None = None  # what the test phone sent (its own recording)
     sent_rate: int = 8000
@@ -201,6 +202,7 @@ def _track_call(daemon, settings: Settings, clips, gap, farewell, work, phone_po
                 now = pss_mb() or 0.0
                 if now > peak:
                     peak, live.pss_call_breakdown = now, pss_breakdown()
+                    live.alone_call_mb = alone_mb()
         live.pss_call_mb = peak or None
         daemon.queue.wait_idle(timeout=30)
         live.recording, live.recording_rate = read_wav(phone.recording())
