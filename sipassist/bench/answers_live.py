@@ -8,8 +8,9 @@ expected zone, the WEATHER tool answering, a timer confirmed for the expected du
 errand), a general answer holding one of its keywords. "reask" when the daemon asked again,
 "missed" when no turn was heard. A wrong answer to a question heard with more word errors
 than answers.GARBLED_WER counts as nonsense (a re-ask is the right response to it).
-Voice-to-voice latency is measured at the phone, per path: tool (the rules), routed (the
-model chose a tool), llm, reask. PSS of the daemon idle and at its peak in the call.
+Latency per path (tool: the rules; routed: the model chose a tool; llm; reask) from the end
+of the caller's speech to the first reply audio handed to the call (LiveCall.reply_ready;
+the phone's recording is reported too, but its timeline drifts on a loaded machine). PSS of the daemon idle and at its peak in the call.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Row:
     path: str  # tool, routed, llm, reask, missed
     outcome: str  # right, reask, wrong, missed
     nonsense: bool  # wrong, to a question heard garbled
-    latency_ms: float | None
+    latency_ms: float | None  # speech end -> first reply audio handed to the call
+    phone_ms: float | None  # speech end -> reply onset in the phone's recording (drifts)
 
 
 def _numbers(text: str) -> list[float]:
@@ -169,11 +171,13 @@ def run(settings: Settings, audio_dir: Path, count: int = 30, voice: str = "pipe
         heard = " ".join(t["text"] for t in live.caller_turns(index))
         outcome, path, answer, tool = judge(utterance, heard, live.replies(index), live.closed)
         heard_wer = round(wer(utterance.say, heard), 3)
-        latency = live.onset_after(index, gap)
+        latency = live.reply_ready(index)
+        phone = live.onset_after(index, gap)
         rows.append(Row(utterance.index, utterance.category, utterance.say, heard, heard_wer,
                         answer, tool, path, outcome,
                         outcome == "wrong" and heard_wer > GARBLED_WER,
-                        None if latency is None else round(latency * 1000)))
+                        None if latency is None else round(latency * 1000),
+                        None if phone is None else round(phone * 1000)))
     summary = summarise(rows)
     summary.update(voice=voice, gap_seconds=gap, seconds=round(time.monotonic() - started),
                    pss_idle_mb=None if live.pss_idle_mb is None else round(live.pss_idle_mb),

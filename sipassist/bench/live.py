@@ -50,6 +50,7 @@ class LiveCall:
     ends: list[float]  # when its speech ends
     transcriptions: list[Transcribed] = field(default_factory=list)
     turns: list[tuple[float, dict]] = field(default_factory=list)
+    spoken: list[tuple[float, str]] = field(default_factory=list)  # audio ready to play
     recording: np.ndarray | None = None  # what the phone heard
     recording_rate: int = 8000
     pss_idle_mb: float | None = None
@@ -84,6 +85,20 @@ class LiveCall:
     def heard(self, index: int) -> list[Transcribed]:
         first, last = self._window(index)
         return [t for t in self.transcriptions if first <= t.at < last]
+
+    def reply_ready(self, index: int) -> float | None:
+        """Seconds from the end of utterance `index` to its first reply audio handed to the
+        call (the filler or the answer's first sentence), on the call clock. Unlike the
+        phone's recording, whose timeline shifts by every 20 ms block the loaded machine
+        loses, this holds; it leaves out the way back to the caller (JACK, RTP, their
+        jitter buffer: 60-120 ms on loopback)."""
+        first, last = self._window(index)
+        heard = [at for at, turn in self.turns
+                 if first <= at < last and turn["who"] == "caller"]
+        if not heard:
+            return None
+        ready = [at for at, _text in self.spoken if heard[0] <= at < last]
+        return ready[0] - self.ends[index] if ready else None
 
     def onset_after(self, index: int, limit: float) -> float | None:
         """Seconds from the end of utterance `index` to the first reply audio at the phone."""
@@ -180,6 +195,14 @@ def _track_call(daemon, settings: Settings, clips, gap, farewell, work, phone_po
             on_turn(call_id, turn)
 
     inbound.on_turn = recorded_turn
+    speak = inbound.speak
+
+    def recorded_speak(text):
+        audio = speak(text)
+        live.spoken.append((clock(), text))
+        return audio
+
+    inbound.speak = recorded_speak
     if not daemon.start(ready_timeout=60):
         daemon.stop()
         raise RuntimeError("the daemon did not become ready")
