@@ -123,3 +123,15 @@ def test_contexts_of_one_model_share_its_weights(models_dir):
     assert out["choices"][0]["text"].strip()
     del first  # the borrower keeps the model alive
     assert second.create_completion("a, b, c,", max_tokens=2, temperature=0)["choices"]
+
+
+def test_the_router_believes_a_weather_choice_only_with_a_weather_word():
+    from sipassist.voice.routing import PLAUSIBLE
+
+    weather = PLAUSIBLE["WEATHER"]
+    for text in ("Should I wear a jacket?", "Is it going to snow tonight?", "Do I need an "
+                 "umbrella?", "How many degrees is it out there?", "Is it sunny?"):
+        assert weather(text), text
+    for text in ("Why is the sky blue?", "What is the tallest mountain in the world?",
+                 "Who invented the telephone?"):
+        assert not weather(text), text

@@ -78,9 +78,13 @@ class LiveCall:
         return [turn for at, turn in self.turns if first <= at < last and turn["who"] == "caller"]
 
     def replies(self, index: int) -> list[dict]:
+        """What the assistant said after the caller's first turn in the window (a reply to
+        the previous utterance that ran late is not this one's)."""
         first, last = self._window(index)
+        heard = [at for at, turn in self.turns
+                 if first <= at < last and turn["who"] == "caller"]
         return [turn for at, turn in self.turns
-                if first <= at < last and turn["who"] == "assistant"]
+                if heard and heard[0] <= at < last and turn["who"] == "assistant"]
 
     def heard(self, index: int) -> list[Transcribed]:
         first, last = self._window(index)

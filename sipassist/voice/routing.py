@@ -14,6 +14,7 @@ mostly knowledge questions sent to those two.
 from __future__ import annotations
 
 import json
+import re
 import logging
 import threading
 from collections.abc import Callable
@@ -33,9 +34,16 @@ MAX_ARG_TOKENS = 48
 # Parameters the call fills in itself; the caller never says them.
 FILLED_BY_CALL = {("SET_TIMER", "extension")}
 # What an utterance must contain before a tool's choice is believed.
+# Its sky-blue and tallest-mountain questions went to WEATHER (bench answers): a weather
+# choice needs a word about the weather or what to wear for it.
+_WEATHER_WORDS = re.compile(
+    r"\b(weather|rain\w*|snow\w*|wind\w*|sun\w*|cloud\w*|storm\w*|hot|cold|warm\w*|cool|"
+    r"chilly|freez\w*|degrees?|temperature|humid\w*|outside|out there|jacket|coat|"
+    r"umbrella|forecast|fog\w*|ic[ey]|frost\w*|wet|dry)\b", re.IGNORECASE)
 PLAUSIBLE: dict[str, Callable[[str], bool]] = {
     "CALC": has_number,
     "SET_TIMER": lambda text: parse_duration(text) is not None,
+    "WEATHER": lambda text: _WEATHER_WORDS.search(text) is not None,
 }
 
 INSTRUCTIONS = ("You route a phone caller's request to one tool and give its arguments as "
