@@ -25,6 +25,7 @@ import numpy as np
 from ..config import Settings, parse
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..voice.asr import read_wav
+from .memory import pss_mb as memory_pss_mb
 from .phone import TestPhone
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
             phone.wait_event(CALL_CLOSED, timeout=len(asked) * (GAP_SECONDS + 8) + 60)
             daemon.queue.wait_idle(timeout=30)
             cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
-            pss_mb = _pss_mb()
+            pss_mb = memory_pss_mb()  # weights shared by the contexts count once
             heard, rate = read_wav(phone.recording())
             record = daemon.queue.recent(1, "inbound")[0]
             turns = _turns(record.transcript, asked, ends, heard, rate, settings)
@@ -128,18 +129,6 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None) -> in
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _report(turns, rss_mb, pss_mb, cpu, load_seconds, settings, json_path)
     return 0
-
-
-def _pss_mb() -> float | None:
-    """Proportional set size: the model weights are mapped by the chat model and the tool
-    router alike; RSS counts those pages twice, PSS once."""
-    try:
-        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _port_block_free(base: int) -> bool:
