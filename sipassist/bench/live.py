@@ -78,13 +78,19 @@ class LiveCall:
         return [turn for at, turn in self.turns if first <= at < last and turn["who"] == "caller"]
 
     def replies(self, index: int) -> list[dict]:
-        """What the assistant said after the caller's first turn in the window (a reply to
-        the previous utterance that ran late is not this one's)."""
+        """What the assistant said from the caller's first turn in this utterance's window
+        to the next caller turn: a reply is recorded once spoken, which for a long one is
+        after the next utterance began, and a late reply to the previous one is not this
+        one's."""
         first, last = self._window(index)
-        heard = [at for at, turn in self.turns
-                 if first <= at < last and turn["who"] == "caller"]
+        callers = [at for at, turn in self.turns if turn["who"] == "caller"]
+        mine = [at for at in callers if first <= at < last]
+        if not mine:
+            return []
+        later = [at for at in callers if at >= last]
+        end = later[0] if later else float("inf")
         return [turn for at, turn in self.turns
-                if heard and heard[0] <= at < last and turn["who"] == "assistant"]
+                if mine[0] <= at < end and turn["who"] == "assistant"]
 
     def heard(self, index: int) -> list[Transcribed]:
         first, last = self._window(index)
