@@ -10,6 +10,8 @@
 #
 # Safe to run again: finished steps are skipped, an existing config is kept.
 # SIPASSIST_EXTRAS=models,systemd leaves out the local LLM (default: models,llm,systemd).
+# SIPASSIST_EXTRAS=models,llm,llm-large,systemd adds qwen-1.5b (a 1.1 GB download, never by
+# default); a fresh config then uses it on a box with >= 4 GB of RAM (sipassist/model_choice.py).
 # The usual PIP_* variables apply (image/ installs offline with PIP_NO_INDEX, PIP_FIND_LINKS).
 set -euo pipefail
 
@@ -272,13 +274,20 @@ if [ -e "$config" ]; then
     fi
 else
     token=$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')
+    # The language model by the box's memory and what is installed (it says why).
+    llm_model=$("$venv/bin/python" -m sipassist.model_choice) || llm_model=qwen-0.5b
     new_config=$(mktemp "$etc_dir/.sipassist.toml.XXXXXX")
-    TOKEN="$token" "$python" - "$src_dir/config/sipassist.toml" "$new_config" <<'EOF'
+    TOKEN="$token" LLM_MODEL="$llm_model" "$python" - "$src_dir/config/sipassist.toml" "$new_config" <<'EOF'
 import os, re, sys
 text = open(sys.argv[1], encoding="utf-8").read()
 text, count = re.subn(r'(?m)^# token = ""$', f'token = "{os.environ["TOKEN"]}"', text, count=1)
 if count != 1:
     sys.exit("install.sh: the shipped config has no '# token = \"\"' line under [api]")
+if os.environ["LLM_MODEL"] != "qwen-0.5b":  # the default stays a comment
+    text, count = re.subn(r'(?m)^# model = "qwen-0.5b"', f'model = "{os.environ["LLM_MODEL"]}"',
+                          text, count=1)
+    if count != 1:
+        sys.exit("install.sh: the shipped config has no '# model = \"qwen-0.5b\"' line under [llm]")
 open(sys.argv[2], "w", encoding="utf-8").write(text)
 EOF
     chown "root:$user" "$new_config"

@@ -146,8 +146,8 @@ class Checker:
             try:
                 for check in (self.check_state_dir, self.check_api_keys,
                               self.check_runtime_dir, self.check_tts,
-                              self.check_asr, self.check_remote_engines, self.check_embedding,
-                              self.check_turn_model,
+                              self.check_asr, self.check_llm, self.check_remote_engines,
+                              self.check_embedding, self.check_turn_model,
                               self.check_jackd, self.check_baresip, self.check_registration,
                               self.check_station, self.check_api_port, self.check_sip_ports):
                     try:
@@ -254,6 +254,31 @@ class Checker:
                       self._models_fix())
             return
         self._add(OK, "tts voice", f"{voice.name}: {voice.path} ({voice.source})")
+
+    def check_llm(self) -> None:
+        """Which language model runs, and which this box's memory calls for (and why)."""
+        from .model_choice import LARGE, for_this_box
+        from .models import ModelNotFound, resolve_llm_model
+
+        assert self.settings
+        llm = self.settings.llm
+        if llm.backend != "local":
+            self._add(OK, "llm", f"backend {llm.backend}: no local model loaded")
+            return
+        choice = for_this_box()
+        try:
+            model = resolve_llm_model(llm.model, self.settings.paths.models)
+        except ModelNotFound as exc:
+            self._add(WARN, "llm", f"{exc}; calls answer plain questions only",
+                      self._models_fix())
+            return
+        detail = f"{llm.model}: {model.path} ({model.source}); for this box: {choice.model} " \
+                 f"({choice.reason})"
+        if llm.model == LARGE and choice.model != LARGE:
+            self._add(WARN, "llm", detail, 'set [llm] model = "qwen-0.5b": the daemon may '
+                                           'not fit in memory during calls')
+        else:
+            self._add(OK, "llm", detail)
 
     def check_embedding(self) -> None:
         from .models import ModelNotFound, resolve_embedding_model

@@ -173,6 +173,8 @@ class ModelSettings:
     asr_model: str = "base"
     # Give Whisper the tools' words (weather terms, cities, units) as its initial prompt.
     asr_bias: bool = True
+    # Spoken audio kept for sentences said again (LRU), in MB: 16 MB is ~4 min at 16 kHz.
+    tts_cache_mb: float = 16.0
     # "local", or "remote": a server speaking the OpenAI audio API (another sipassist's /v1,
     # an OpenAI-compatible speech server) at asr_url / tts_url.
     asr_backend: str = "local"
@@ -631,6 +633,8 @@ def _validate(settings: Settings) -> None:
         if backend == "remote" and not re.fullmatch(r"https?://[^\s]+", url):
             raise ConfigError(f"models.{kind}_url: {kind}_backend \"remote\" needs the server's "
                               "base URL, for example \"http://192.168.1.9:8080/v1\"")
+    if models.tts_cache_mb < 0:
+        raise ConfigError("models.tts_cache_mb: write 0 or more (default 16)")
     if models.remote_timeout_seconds <= 0:
         raise ConfigError("models.remote_timeout_seconds: write more than 0 (default 10)")
     model_api = settings.model_api

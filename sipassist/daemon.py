@@ -133,7 +133,8 @@ class Daemon:
         if self.synthesizer is None and local_model_wanted(s.models.tts_backend, s):
             log.info("loading the Piper voice")
             voice = resolve_tts_voice(s.models, s.paths.models)
-            self.synthesizer = Synthesizer(voice, s.audio.sample_rate)
+            self.synthesizer = Synthesizer(voice, s.audio.sample_rate,
+                                           cache_bytes=int(s.models.tts_cache_mb * 2**20))
         self.tts = self.synthesizer
         if self.transcriber is None and local_model_wanted(s.models.asr_backend, s):
             log.info("loading the Whisper model")

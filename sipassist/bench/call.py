@@ -29,6 +29,7 @@ import numpy as np
 from ..config import Settings, parse
 from ..telephony.events import CALL_CLOSED, CALL_ESTABLISHED
 from ..voice.asr import read_wav
+from .memory import pss_mb as memory_pss_mb
 from .phone import TestPhone
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def _settings(base: Settings, work: Path, daemon_port: int, phone_port: int,
                 "rtp_ports": f"{daemon_port + 10}-{daemon_port + 99}",
                 "dial_domain": f"127.0.0.1:{phone_port}"},
         "api": {"host": "127.0.0.1", "port": api_port},
-        "audio": {"jack_server": f"sipassist-bench-{daemon_port}"},
+        "audio": {"jack_server": f"sipassist-bench-{daemon_port}",
+                  "sample_rate": base.audio.sample_rate, "period": base.audio.period},
         "paths": {"state_dir": str(work / "state"), "runtime_dir": str(work / "run"),
                   "models_dir": str(base.paths.models)},
         "models": {"tts_voice": base.models.tts_voice, "asr_model": base.models.asr_model},
@@ -128,7 +130,7 @@ def run(base: Settings, questions: int = 6, json_path: Path | None = None,
                   for n, port in enumerate(phone_ports)]
         try:
             single, cpu = _conversations(daemon, settings, phones[:1], asked)
-            pss_mb = _pss_mb()
+            pss_mb = memory_pss_mb()  # weights shared by the contexts count once
             together = None
             if concurrent > 1:
                 together, _ = _conversations(daemon, settings, phones, asked)
@@ -197,18 +199,6 @@ def _report_concurrent(single: list[Turn], together: list[list[Turn]], settings:
         "single_turns": [asdict(t) for t in single],
         "concurrent_turns": [[asdict(t) for t in turns] for turns in together]}, indent=2))
     print(f"wrote {path}")
-
-
-def _pss_mb() -> float | None:
-    """Proportional set size: the model weights are mapped by the chat model and the tool
-    router alike; RSS counts those pages twice, PSS once."""
-    try:
-        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _port_block_free(base: int) -> bool:

@@ -15,6 +15,11 @@ CONFIG_HELP = "config file (default /etc/sipassist/sipassist.toml if present)"
 
 
 def _asr(settings: Settings, args: argparse.Namespace) -> int:
+    if args.live:
+        from .asr_live import run as run_live
+
+        return run_live(settings, args.audio_dir, count=args.count, voice=args.voices or "piper",
+                        gap=args.gap, json_path=args.json or _stamped("asr-live"))
     if args.rejudge:
         from .asr_set import rejudge
 
@@ -29,6 +34,25 @@ def _asr(settings: Settings, args: argparse.Namespace) -> int:
     from .asr import run
 
     return run(settings, repeat=args.repeat, json_path=args.json)
+
+
+def _stamped(name: str) -> Path:
+    """bench-results/<name>-<time>.json, the default for benchmarks that always write."""
+    Path("bench-results").mkdir(exist_ok=True)
+    return Path("bench-results") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+
+
+def _answers(settings: Settings, args: argparse.Namespace) -> int:
+    from .answers_live import run
+
+    return run(settings, args.audio_dir, count=args.count, voice=args.voices or "piper",
+               gap=args.gap, json_path=args.json or _stamped("answers"))
+
+
+def _memory(settings: Settings, args: argparse.Namespace) -> int:
+    from .memory import run
+
+    return run(settings, json_path=args.json or _stamped("memory"))
 
 
 def _render_set(settings: Settings, args: argparse.Namespace) -> int:
@@ -140,6 +164,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="--set: every Nth utterance only (default 1: all)")
     asr.add_argument("--bias", choices=["both", "off", "on"], default="both",
                      help="--set: transcribe without and/or with the tools' prompt")
+    asr.add_argument("--live", action="store_true",
+                     help="N utterances of the set through a real call: WER of what the "
+                          "daemon heard vs. the same audio offline after a mu-law round trip "
+                          "(JSON in bench-results/ unless --json)")
+    asr.add_argument("--count", type=int, default=20, metavar="N",
+                     help="--live: utterances said (default 20, spread over the set)")
+    asr.add_argument("--gap", type=float, default=8.0, metavar="S",
+                     help="--live: seconds after each utterance, for the answer (default 8)")
     asr.add_argument("--rejudge", type=Path, default=None, metavar="JSON",
                      help="judge the transcripts of an earlier --set run again with today's "
                           "rules and confidence thresholds (no ASR)")
@@ -172,6 +204,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     store.add_argument("--dir", type=Path, default=None, metavar="DIR",
                        help="where the state goes (default: a temporary directory; use the "
                             "state directory's filesystem)")
+    answers = kind("answers", _answers, "the test set through real calls: answers checked "
+                                        "against the expected values per category, "
+                                        "voice-to-voice p50/p90 per path, re-asks, PSS "
+                                        "(JSON in bench-results/ unless --json)")
+    _set_audio_options(answers)
+    answers.add_argument("--count", type=int, default=30, metavar="N",
+                         help="utterances said, spread over the set, the last a goodbye "
+                              "(default 30; 157 for all)")
+    answers.add_argument("--gap", type=float, default=9.0, metavar="S",
+                         help="seconds after each utterance, for the answer (default 9)")
+    kind("memory", _memory, "the daemon's PSS with every model loaded, idle and in a call, "
+                            "by mapping (JSON in bench-results/ unless --json)")
     kind("knowledge", _knowledge, "knowledge base: insert rate, query latency, recall "
                                   "(JSON in bench-results/knowledge.json unless --json)")
     _questions(kind("api", _api, "/health latency during a call, and the cost of API model "

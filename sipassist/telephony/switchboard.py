@@ -120,7 +120,7 @@ class Switchboard:
         runtime = settings.paths.runtime_dir
         self.jackd = SupervisedProcess(
             "jackd",
-            ["jackd", "--no-realtime", "-n", audio.jack_server, "-d", "dummy",
+            ["jackd", "--no-realtime", "--sync", "-n", audio.jack_server, "-d", "dummy",
              "-r", str(audio.sample_rate), "-p", str(audio.period)],
             env={"JACK_NO_AUDIO_RESERVATION": "1"},
             on_started=lambda pid: self._wake.set(),

@@ -36,13 +36,13 @@ class Completer:
     """One API completion at a time on its own context; `stream` yields text, then Usage."""
 
     def __init__(self, model: ResolvedModel, threads: int = 2, context: int = 2048) -> None:
-        from llama_cpp import Llama
+        from .llama_models import load_llama  # one model for every context
 
         started = time.perf_counter()
         self.name = model.name
         self.context = context
-        self._llm = Llama(model_path=str(model.path), n_ctx=context, n_threads=threads,
-                          n_batch=64, flash_attn=True, verbose=False)
+        self._llm = load_llama(model.path, n_ctx=context, n_threads=threads,
+                               n_batch=64, flash_attn=True, verbose=False)
         self._lock = threading.Lock()
         log.info("loaded a second context of %s for API completions in %.1f s", model.name,
                  time.perf_counter() - started)

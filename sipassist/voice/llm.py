@@ -97,11 +97,11 @@ class LocalChat:
 
     def __init__(self, model_path: Path, threads: int = 2, context: int = 2048,
                  max_tokens: int = 80) -> None:
-        from llama_cpp import Llama
+        from .llama_models import load_llama  # one model for every context
 
         self.max_tokens = max_tokens
-        self._llm = Llama(model_path=str(model_path), n_ctx=context, n_threads=threads,
-                          n_batch=64, flash_attn=True, verbose=False)
+        self._llm = load_llama(model_path, n_ctx=context, n_threads=threads,
+                               n_batch=64, flash_attn=True, verbose=False)
         self._lock = threading.Lock()
         # Evaluate the system prompt now, so the first caller does not wait for it.
         list(self.reply([{"role": "user", "content": "Hi"}]))

@@ -14,6 +14,7 @@ mostly knowledge questions sent to those two.
 from __future__ import annotations
 
 import json
+import re
 import logging
 import threading
 from collections.abc import Callable
@@ -35,9 +36,16 @@ MAX_ARG_TOKENS = 48
 # them out also keeps the prompt, and the routing measured with it, as it was.
 RULES_ONLY = frozenset({"TRANSFER", "SEND_TEXT"})
 # What an utterance must contain before a tool's choice is believed.
+# Its sky-blue and tallest-mountain questions went to WEATHER (bench answers): a weather
+# choice needs a word about the weather or what to wear for it.
+_WEATHER_WORDS = re.compile(
+    r"\b(weather|rain\w*|snow\w*|wind\w*|sun\w*|cloud\w*|storm\w*|hot|cold|warm\w*|cool|"
+    r"chilly|freez\w*|degrees?|temperature|humid\w*|outside|out there|jacket|coat|"
+    r"umbrella|forecast|fog\w*|ic[ey]|frost\w*|wet|dry)\b", re.IGNORECASE)
 PLAUSIBLE: dict[str, Callable[[str], bool]] = {
     "CALC": has_number,
     "SET_TIMER": lambda text: parse_duration(text) is not None,
+    "WEATHER": lambda text: _WEATHER_WORDS.search(text) is not None,
 }
 
 INSTRUCTIONS = ("You route a phone caller's request to one tool and give its arguments as "
@@ -113,10 +121,10 @@ class ToolRouter:
     """
 
     def __init__(self, model_path: Path, threads: int = 2, context: int = 1024) -> None:
-        from llama_cpp import Llama
+        from .llama_models import load_llama  # one model for every context
 
-        self._llm = Llama(model_path=str(model_path), n_ctx=context, n_threads=threads,
-                          n_batch=64, flash_attn=True, verbose=False)
+        self._llm = load_llama(model_path, n_ctx=context, n_threads=threads,
+                               n_batch=64, flash_attn=True, verbose=False)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
 

@@ -1,7 +1,8 @@
 """Text to speech with a Piper voice, resampled to the switchboard rate and cached.
 
 Calls mostly repeat the same prompts ("Press 1 to confirm..."), so finished audio is kept in a
-small LRU cache. The Piper voice is loaded once and shared; one lock serialises its use because
+small LRU cache, bounded in entries and in bytes ([models] tts_cache_mb). The Piper voice is
+loaded once and shared; one lock serialises its use because
 neither the onnxruntime session nor piper's espeak phonemizer promises re-entrancy.
 """
 
@@ -56,10 +57,14 @@ def _limit(audio: np.ndarray) -> np.ndarray:
 class Synthesizer:
     """Piper speech as float32 mono at `sample_rate`."""
 
-    def __init__(self, voice: ResolvedModel, sample_rate: int = 16000, cache_size: int = 64):
+    def __init__(self, voice: ResolvedModel, sample_rate: int = 16000, cache_size: int = 64,
+                 cache_bytes: int = 16 << 20):
         self.voice = voice
         self.sample_rate = sample_rate
-        self.cache_size = cache_size
+        self.cache_size = cache_size  # entries at most
+        # and bytes at most: a long LLM sentence weighs 100 times a "Goodbye!"
+        self.cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self.cache_hits = 0  # calls answered from the cache (or by waiting on another caller)
         self.syntheses = 0  # calls that ran Piper for the whole text
         started = time.perf_counter()
@@ -136,9 +141,12 @@ class Synthesizer:
             raise
         with self._cache_lock:
             self.syntheses += 1
-            self._cache[text] = audio
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            if audio.nbytes <= self.cache_bytes:
+                self._cache[text] = audio
+                self._cached_bytes += audio.nbytes
+            while self._cache and (len(self._cache) > self.cache_size
+                                   or self._cached_bytes > self.cache_bytes):
+                self._cached_bytes -= self._cache.popitem(last=False)[1].nbytes
             del self._pending[text]
         pending.set_result(audio)
         return audio
