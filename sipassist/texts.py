@@ -54,7 +54,9 @@ class Texts:
         self.publish = publish
         self.endpoint: MessageEndpoint | None = None
         self.problem = "texts are off: set [texts] listen in the daemon's config"
-        self._work: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue(QUEUE_SIZE)
+        # (peer, source, record, the line it was sent to); None stops the worker
+        self._work: queue.Queue[tuple[str, str, dict[str, Any], str] | None] = \
+            queue.Queue(QUEUE_SIZE)
         self._dialogues: OrderedDict[str, Dialogue] = OrderedDict()
         self._worker: threading.Thread | None = None
 
@@ -101,13 +103,13 @@ class Texts:
             return 503, "Service Unavailable"
         return None
 
-    def _received(self, peer: str, source: str, text: str) -> None:
+    def _received(self, peer: str, source: str, text: str, line: str = "") -> None:
         record = self._record("inbound", peer, text, "received")
         self.publish("text.received", self._event(record))
         if not self.settings.texts.answer:
             return
         try:
-            self._work.put_nowait((peer, source, record))
+            self._work.put_nowait((peer, source, record, line))
         except queue.Full:  # admitted a moment ago; the queue filled since
             log.warning("texts: too many texts waiting; %s is not answered", record["id"])
 
@@ -116,11 +118,12 @@ class Texts:
             job = self._work.get()
             if job is None:
                 return
-            peer, source, record = job
+            peer, source, record, line = job  # line: the SIP user it was sent to
             try:
-                reply = self.answer(peer, source, record["text"])
+                reply = self.answer(peer, source, record["text"], line)
                 # The From's URI, checked by the dial-string rules; sent back to the source.
-                self.send(peer.split(";", 1)[0], reply, destination=_host_port(source), in_reply_to=record["id"])
+                self.send(peer.split(";", 1)[0], reply, destination=_host_port(source),
+                          in_reply_to=record["id"])
             except SendError as exc:
                 log.warning("texts: the answer to %s was not delivered: %s", peer, exc)
             except TargetError as exc:  # a From no dial-string rule takes: no answer
@@ -128,16 +131,19 @@ class Texts:
             except Exception:  # one text's bug must not end answering
                 log.exception("texts: answering %s failed", record["id"])
 
-    def answer(self, peer: str, source: str, text: str) -> str:
-        """The assistant's answer: the calls' Dialogue, one per peer so follow-ups have
-        context, with a call-back extension under the same trust rules as a call."""
-        dialogue = self._dialogues.pop(peer, None)
+    def answer(self, peer: str, source: str, text: str, line: str = "") -> str:
+        """The answer of the agent whose line the text was sent to (else the default agent):
+        the calls' Dialogue, one per peer and agent so follow-ups have context, with a
+        call-back extension under the same trust rules as a call."""
+        agent = self.inbound.agent_for_line(line or None)
+        key = f"{peer} {agent.id}"
+        dialogue = self._dialogues.pop(key, None)
         if dialogue is None:
             record = SimpleNamespace(call_id=f"text-{peer}", dial_uri=peer)
             session = SimpleNamespace(call=SimpleNamespace(source=source))
-            dialogue = Dialogue(self.inbound, session, record)  # type: ignore[arg-type]
+            dialogue = Dialogue(self.inbound, session, record, agent)  # type: ignore[arg-type]
             dialogue.callback = self.trust.callback_extension(peer, source)
-        self._dialogues[peer] = dialogue
+        self._dialogues[key] = dialogue
         while len(self._dialogues) > PEERS_REMEMBERED:
             self._dialogues.popitem(last=False)
         return " ".join(dialogue.answer(text)).strip() or "Sorry, I have no answer to that."

@@ -60,13 +60,13 @@ class UserAgent:
                               ).encode(), address)
 
     def send(self, to: tuple[str, int], body: bytes, method: str = "MESSAGE",
-             content_type: str = "text/plain") -> SipPacket:
-        """Send a request, return its final response."""
+             content_type: str = "text/plain", line: str = "assistant") -> SipPacket:
+        """Send a request (to the SIP user `line`), return its final response."""
         call_id = secrets.token_hex(8)
-        request = (f"{method} sip:assistant@{to[0]}:{to[1]} SIP/2.0\r\n"
+        request = (f"{method} sip:{line}@{to[0]}:{to[1]} SIP/2.0\r\n"
                    f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{call_id}\r\n"
                    f"Max-Forwards: 70\r\nFrom: <{self.uri}>;tag=x{call_id}\r\n"
-                   f"To: <sip:assistant@{to[0]}:{to[1]}>\r\nCall-ID: {call_id}\r\n"
+                   f"To: <sip:{line}@{to[0]}:{to[1]}>\r\nCall-ID: {call_id}\r\n"
                    f"CSeq: 1 {method}\r\nContent-Type: {content_type}\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body
         self.sock.sendto(request, to)
@@ -129,6 +129,27 @@ def test_a_text_is_answered_and_one_sent_arrives(start_daemon, phone, ua, webhoo
     assert ua.send(("127.0.0.1", port), b"", method="OPTIONS").status == 200
     assert ua.requests.empty()  # none of these was answered with a text
     assert len(webhook.bodies) == 3  # text.sent of the API's text only
+
+
+def test_a_text_to_an_agents_line_is_answered_by_that_agent(start_daemon, phone, ua):
+    from .test_agent_calls import CLINIC, QUESTION
+
+    port = free_udp_port()
+    daemon = start_daemon(phone, texts={"listen": f"127.0.0.1:{port}", "timeout_seconds": 3})
+    assert daemon.request("POST", "/v1/knowledge", {"name": "clinic"})[0] == 201
+    status, added = daemon.request("POST", "/v1/knowledge/clinic/rows",
+                                   {"rows": [{"content": row} for row in CLINIC]})
+    assert status == 201, added
+    status, agent = daemon.request("POST", "/v1/agents", {
+        "id": "reception", "lines": ["reception"], "knowledge": ["clinic"], "tools": []})
+    assert status == 201, agent
+
+    assert ua.send(("127.0.0.1", port), QUESTION.encode(), line="reception").status == 200
+    answer = ua.requests.get(timeout=WAIT).body.decode()
+    assert "30 dollars" in answer and "24 hours" in answer, answer
+    # The box's own line: the default agent answers (with its tools).
+    assert ua.send(("127.0.0.1", port), b"what is 25 times 4 plus 10").status == 200
+    assert "110" in ua.requests.get(timeout=WAIT).body.decode()
 
 
 def test_a_text_from_an_untrusted_source_is_refused(start_daemon, phone, ua):

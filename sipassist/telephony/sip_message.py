@@ -62,6 +62,13 @@ class SipPacket:
         return self.start.split(" ", 1)[0]
 
     @property
+    def request_user(self) -> str:
+        """"reception" from "MESSAGE sip:reception@box SIP/2.0": the line a request is for."""
+        parts = self.start.split(" ")
+        target = parts[1] if len(parts) > 2 else ""
+        return target.split(":", 1)[-1].split("@", 1)[0] if "@" in target else ""
+
+    @property
     def status(self) -> int:
         return int(self.start.split(" ", 2)[1])
 
@@ -217,7 +224,7 @@ class MessageEndpoint:
         self.sock.sendto(reply, address)
         if packet.method == "MESSAGE" and refusal is None:
             self.on_text(uri_of(packet.header("from")), source,
-                         packet.body.decode("utf-8", "replace"))
+                         packet.body.decode("utf-8", "replace"), packet.request_user)
         elif refusal is not None:
             log.info("texts: %s from %s refused: %d %s", packet.method, source, status, reason)
 
