@@ -9,6 +9,7 @@ question is taken).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -191,6 +192,8 @@ class Dialogue:
         self.timers = TimerTalk(lambda schedule_id: calls.tools.get("SET_TIMER").scheduler
                                 .cancel(schedule_id))  # "no, three minutes" after a timer
         self.last_answer: Answer | None = None  # what the engine did for the last turn
+        speed = self.agent.persona.speed  # the agent's own pace; its voice's own at 1
+        self.speak = calls.speak if speed == 1.0 else functools.partial(calls.speak, speed=speed)
 
     def run(self) -> None:
         calls = self.calls
@@ -258,7 +261,7 @@ class Dialogue:
         the endpointer still waits: at the endpoint Piper's cache already holds it."""
         spoken = self.calls.engine.prepared(self.agent, text)
         if spoken is not None:
-            self.calls.speak(spoken)
+            self.speak(spoken)
 
     def hear(self, utterance: Utterance) -> str:
         early, self._early = self._early, None
@@ -317,7 +320,7 @@ class Dialogue:
             for sentence in sentences:
                 said.append(sentence)
                 decided = time.monotonic()
-                audio = calls.speak(sentence)
+                audio = self.speak(sentence)
                 if started is not None and not timings:
                     timings = {"decide_ms": round((decided - started) * 1000),
                                "tts_first_ms": round((time.monotonic() - decided) * 1000)}

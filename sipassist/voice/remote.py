@@ -23,6 +23,7 @@ import numpy as np
 
 from .audio_files import AudioError, decode, encode_wav
 from .resample import resample, to_float32
+from .tts import cache_key
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,17 @@ class RemoteSynthesizer(_Remote):
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, speed: float = 1.0) -> np.ndarray:
+        key = cache_key(text, speed)
         with self._lock:
-            if text in self._cache:
-                self._cache.move_to_end(text)
-                return self._cache[text]
-        body = json.dumps({"model": self.model, "input": text, "voice": self.voice,
-                           "response_format": "wav"}).encode()
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        request = {"model": self.model, "input": text, "voice": self.voice,
+                   "response_format": "wav"}
+        if speed != 1.0:
+            request["speed"] = speed  # the OpenAI speech API's own field
+        body = json.dumps(request).encode()
         raw = self.post("/audio/speech", body, "application/json")
         try:
             samples, rate = decode(raw)
@@ -108,7 +113,7 @@ class RemoteSynthesizer(_Remote):
         audio = resample(samples, rate, self.sample_rate)
         audio.setflags(write=False)
         with self._lock:
-            self._cache[text] = audio
+            self._cache[key] = audio
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return audio
@@ -128,10 +133,10 @@ class WithFallback:
         self.on_fallback = on_fallback
         self._resting_until = 0.0
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         if time.monotonic() >= self._resting_until or self.local is None:
             try:
-                return self.remote(*args)
+                return self.remote(*args, **kwargs)
             except RemoteError as exc:
                 if self.local is None:
                     raise
@@ -140,4 +145,4 @@ class WithFallback:
                             self.kind, exc, self.retry_seconds)
         if self.on_fallback:
             self.on_fallback(self.kind)
-        return self.local(*args)
+        return self.local(*args, **kwargs)

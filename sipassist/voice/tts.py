@@ -46,6 +46,11 @@ def _load_voice(voice: ResolvedModel, threads: int) -> PiperVoice:
         return PiperVoice.load(voice.path, config_path=config_path)
 
 
+def cache_key(text: str, speed: float) -> str:
+    """A text's key in a speech cache: the text itself at the voice's own speed."""
+    return text if speed == 1.0 else f"{speed:g}\x00{text}"
+
+
 def _limit(audio: np.ndarray) -> np.ndarray:
     """Scale down to PEAK_LIMIT if the audio would clip; never amplify."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
@@ -102,9 +107,9 @@ class Synthesizer:
         for audio in self._sentences(text, rate, speed):
             yield _limit(audio)
 
-    def _render(self, text: str) -> np.ndarray:
+    def _render(self, text: str, speed: float = 1.0) -> np.ndarray:
         started = time.perf_counter()
-        parts = list(self._sentences(text))
+        parts = list(self._sentences(text, speed=speed))
         audio = _limit(np.concatenate(parts)) if parts else np.zeros(0, np.float32)
         elapsed = time.perf_counter() - started
         log.debug(
@@ -113,18 +118,20 @@ class Synthesizer:
         )
         return audio
 
-    def synthesize(self, text: str) -> np.ndarray:
-        """The whole text as one read-only float32 array; repeated texts come from the cache."""
+    def synthesize(self, text: str, speed: float = 1.0) -> np.ndarray:
+        """The whole text as one read-only float32 array; repeated texts come from the cache.
+        `speed` > 1 speaks faster (an agent's persona)."""
+        key = cache_key(text, speed)
         with self._cache_lock:
-            cached = self._cache.get(text)
+            cached = self._cache.get(key)
             if cached is not None:
-                self._cache.move_to_end(text)
+                self._cache.move_to_end(key)
                 self.cache_hits += 1
                 return cached
-            pending = self._pending.get(text)
+            pending = self._pending.get(key)
             owner = pending is None
             if owner:
-                pending = self._pending[text] = Future()
+                pending = self._pending[key] = Future()
             else:
                 self.cache_hits += 1
         assert pending is not None
@@ -132,21 +139,21 @@ class Synthesizer:
             return pending.result()
 
         try:
-            audio = self._render(text)
+            audio = self._render(text, speed)
             audio.setflags(write=False)  # shared by every caller, so nobody may edit it in place
         except BaseException as exc:
             with self._cache_lock:
-                del self._pending[text]
+                del self._pending[key]
             pending.set_exception(exc)
             raise
         with self._cache_lock:
             self.syntheses += 1
             if audio.nbytes <= self.cache_bytes:
-                self._cache[text] = audio
+                self._cache[key] = audio
                 self._cached_bytes += audio.nbytes
             while self._cache and (len(self._cache) > self.cache_size
                                    or self._cached_bytes > self.cache_bytes):
                 self._cached_bytes -= self._cache.popitem(last=False)[1].nbytes
-            del self._pending[text]
+            del self._pending[key]
         pending.set_result(audio)
         return audio
