@@ -93,6 +93,18 @@ def test_an_agent_line_greets_and_answers_from_its_knowledge(start_daemon, phone
     assert not any("24 hours" in text for text in said), turns(record)
     assert heard_audio(phone.recording(), synthesizer.synthesize(DONT_KNOW), RATE) > 0.6
 
+    # Calls to the agents' lines leave baresip's current account on the last line called; an
+    # outbound call still comes from the box's own user, not from that line.
+    status, queued = daemon.request("POST", "/call", {"message": "Your table is ready.",
+                                                      "extension": "phone"})
+    assert status == 200, queued
+    answered = phone.wait_event(CALL_ESTABLISHED)
+    phone.wait_event(CALL_CLOSED, timeout=60)
+    assert daemon.daemon.queue.wait_idle(timeout=30)
+    record = daemon.request("GET", f"/call/{queued['call_id']}")[1]
+    assert record["status"] == "completed", record
+    assert answered.peer_uri.startswith(f"sip:{daemon.settings.sip.user}@"), answered.peer_uri
+
 
 # -- through a registrar -------------------------------------------------------------------------
 

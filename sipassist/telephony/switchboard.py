@@ -300,14 +300,17 @@ class Switchboard:
         """Start a call to an already validated SIP URI.
 
         `callstat` in the same write reports the new call (it is baresip's current call then):
-        its id is bound on the reader thread before any of the call's events is routed."""
+        its id is bound on the reader thread before any of the call's events is routed.
+        `uafind` first: an incoming call makes its line's account baresip's current one, and
+        `dial` calls from the current account; the box calls out as its own user (measured)."""
         call = PhoneCall(uri)
         dialled = threading.Event()
+        own = baresip.line_aor(self.settings.sip, baresip.main_user(self.settings.sip))
 
         def bind(index: int, result: CommandResult) -> None:
-            if index == 0 and result.ok:
+            if index == 1 and result.ok:
                 dialled.set()
-            elif index == 1 and dialled.is_set():
+            elif index == 2 and dialled.is_set():
                 found = _CALLSTAT_ID.search(result.data)
                 if found:
                     self._bind(call, found.group(1))
@@ -318,11 +321,15 @@ class Switchboard:
                 self._unbound.append(call)
             try:
                 with self._command_lock:  # the new call becomes baresip's current call
-                    result, _ = ctrl.batch([("dial", uri), ("callstat", "")], timeout=5,
-                                           on_reply=bind)
+                    found, result, _ = ctrl.batch(
+                        [("uafind", own), ("dial", uri), ("callstat", "")], timeout=5,
+                        on_reply=bind)
             except CtrlError:
                 self._forget(call)
                 raise
+            if not found.ok:  # dialled from the current account all the same
+                log.warning("baresip has no account %s to call out from: %s", own,
+                            found.data.strip())
             if not result.ok:
                 self._forget(call)
                 raise CtrlError(f"baresip refused to dial: {result.data.strip() or 'no reason'}")
