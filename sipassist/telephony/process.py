@@ -235,9 +235,14 @@ class SupervisedProcess:
         argv = self.argv
         if SETPRIV:
             argv = [SETPRIV, "--pdeathsig", "TERM", "--", *argv]
+        # restore_signals=False: the child keeps Python's SIGPIPE ignored. When the daemon is
+        # killed, its end of the output pipe goes; baresip, told to stop by the death signal,
+        # may flush its buffered output before its BYE is out, and SIGPIPE would kill it there
+        # (the far phone then keeps a dead call: seen once in a loaded full run).
         return subprocess.Popen(
             argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            restore_signals=False,
         )
 
     def _supervise(self) -> None:
