@@ -372,8 +372,15 @@ class JackBridge:
         self.xruns += 1
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
-        log.error("JACK server shut down: %s", reason)
+        """On libjack's thread, which it may end while we are still in here: take no lock
+        (a logging handler's lock left held deadlocked every later log call in a full run);
+        a thread of ours says so and wakes the waiters."""
         self._shutdown.set()
+        threading.Thread(target=self._after_shutdown, args=(reason,), name="jack-shutdown",
+                         daemon=True).start()
+
+    def _after_shutdown(self, reason: str) -> None:
+        log.error("JACK server shut down: %s", reason)
         with self._changed:
             self._changed.notify_all()
         self.on_shutdown()
