@@ -81,8 +81,30 @@ def test_garbled_speech_is_asked_again(synthesizer, transcriber):
     "Remind me in ten minutes to call Bob.", "Who painted the Mona Lisa?",
 ])
 def test_clear_questions_are_not_asked_again(synthesizer, transcriber, text):
+    """A question heard right is answered. Piper renders a little differently each time and
+    Whisper mishears some renderings ("How humid is it?" as "How can you medicine?"), which
+    may be asked again: two renderings, at least one heard right, none of those doubted."""
+    from sipassist.voice.asr import normalise_words
+    from sipassist.voice.bias import tool_prompt
+
     from .audio_helpers import PHONE_RATE, phone_line
 
-    result = transcriber.transcribe_detailed(
-        phone_line(synthesizer.synthesize(text), 16000), PHONE_RATE)
-    assert doubt(result, result.text, recognise(result.text) is not None) is None, result
+    def same(heard: str) -> bool:  # the words, or the same tool request ("10" for "ten")
+        wanted, got = recognise(text), recognise(heard)
+        if wanted is not None and got is not None:
+            return (wanted.kind, wanted.tool) == (got.kind, got.tool)
+        return normalise_words(heard) == normalise_words(text)
+
+    heard_right = []
+    transcriber.prompt = tool_prompt()  # as the daemon hears calls ([models] asr_bias)
+    try:
+        for speed in (1.0, 1.05):
+            result = transcriber.transcribe_detailed(
+                phone_line(synthesizer.synthesize(text, speed=speed), 16000), PHONE_RATE)
+            if same(result.text):
+                heard_right.append(result)
+                assert doubt(result, result.text, recognise(result.text) is not None) is None, \
+                    result
+    finally:
+        transcriber.prompt = ""
+    assert heard_right, f"Whisper misheard both renderings of {text!r}"
