@@ -23,8 +23,9 @@ from ..voice.numbers import parse_duration, parse_number, tokens
 log = logging.getLogger(__name__)
 
 # How a correction starts: "no, ...", "I said ...", "make it ...", "not thirty, three".
+# "now": Whisper hears a phone caller's "No, three minutes" as "Now three minutes" at times.
 _CORRECTION = re.compile(
-    r"^(no|nope|nah|not|wrong|sorry|actually|i said|i meant|i mean|i asked for|make it|"
+    r"^(no|now|nope|nah|not|wrong|sorry|actually|i said|i meant|i mean|i asked for|make it|"
     r"change it to|that's wrong|that is wrong)\b")
 
 
