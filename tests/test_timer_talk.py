@@ -77,7 +77,8 @@ def test_the_confirmation_says_what_was_understood(turns, said, heard, seconds, 
 @pytest.mark.parametrize(("correction", "seconds"), [
     ("No, three minutes.", 180), ("I said three minutes.", 180), ("No, three.", 180),
     ("Not thirty, three.", 180), ("Make it 3 minutes.", 180),
-    ("Sorry, I meant five minutes.", 300), ("Now three minutes.", 180), ("No, I said half an hour and a minute.", 1860),
+    ("Sorry, I meant five minutes.", 300), ("Now three minutes.", 180),
+    ("No, I said half an hour and a minute.", 1860),
 ])
 def test_a_correction_right_after_replaces_the_timer(turns, correction, seconds):
     assert turns.say("Set a timer for thirty minutes.") == "Timer set for 30 minutes."
