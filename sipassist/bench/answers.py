@@ -157,3 +157,13 @@ def known_voices(names: str | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown voices {unknown}; known: {', '.join(VOICES)}")
     return chosen
+
+
+def rendered_clips(audio_dir: Path, voice: str, chosen: list, out) -> list | None:
+    """The chosen utterances' rendered audio, or None (having said how to render them)."""
+    missing = [u for u in chosen if not audio_path(audio_dir, voice, u).exists()]
+    if missing:
+        print(f"render the set first: sipassist bench render-set --voices {voice} "
+              f"({len(missing)} files missing in {audio_dir})", file=out)
+        return None
+    return [load_audio(audio_dir, voice, u) for u in chosen]

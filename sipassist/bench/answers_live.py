@@ -26,7 +26,8 @@ from typing import TextIO
 
 from ..config import Settings
 from ..voice.confidence import REASK
-from .answers import GARBLED_WER, TOOLS, Utterance, audio_path, load_audio, load_set, wer
+from .answers import (GARBLED_WER, TOOLS, Utterance, load_set, rendered_clips,
+                      wer)
 from .asr_live import pick
 
 TOOL_CATEGORIES = tuple(TOOLS)
@@ -157,12 +158,9 @@ def run(settings: Settings, audio_dir: Path, count: int = 30, voice: str = "pipe
     utterances = load_set()
     chosen = pick(utterances, count - 1) + [next(u for u in utterances
                                                  if u.category == "goodbye")]
-    missing = [u for u in chosen if not audio_path(audio_dir, voice, u).exists()]
-    if missing:
-        print(f"render the set first: sipassist bench render-set --voices {voice} "
-              f"({len(missing)} files missing in {audio_dir})", file=out)
+    clips = rendered_clips(audio_dir, voice, chosen, out)
+    if clips is None:
         return 1
-    clips = [load_audio(audio_dir, voice, u) for u in chosen]
     started = time.monotonic()
     print(f"{len(chosen)} utterances ({voice}) through one call, {gap:g} s apart ...", file=out)
     live = run_call(settings, clips, gap, farewell=False, prepare=_no_callbacks)

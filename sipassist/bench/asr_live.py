@@ -26,7 +26,7 @@ from ..config import Settings
 from ..voice.asr import write_wav
 from ..voice.confidence import transcript_text
 from ..voice.resample import resample
-from .answers import audio_path, load_audio, load_set, wer
+from .answers import load_set, rendered_clips, wer
 from .line import through
 
 RATE = 16000
@@ -176,12 +176,9 @@ def run(settings: Settings, audio_dir: Path, count: int = 20, voice: str = "pipe
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     chosen = pick(load_set(), count)
-    missing = [u for u in chosen if not audio_path(audio_dir, voice, u).exists()]
-    if missing:
-        print(f"render the set first: sipassist bench render-set --voices {voice} "
-              f"({len(missing)} files missing in {audio_dir})", file=out)
+    clips = rendered_clips(audio_dir, voice, chosen, out)
+    if clips is None:
         return 1
-    clips = [load_audio(audio_dir, voice, u) for u in chosen]
     daemons = []
     started = time.monotonic()
     print(f"{len(chosen)} utterances ({voice}) through one call, {gap:g} s apart ...", file=out)
